@@ -1,0 +1,41 @@
+# hull: make build | install | test | conformance | demo
+GO      ?= go
+PREFIX  ?= /usr/local
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mod go.sum
+
+.PHONY: build install test unit conformance demo lint clean
+
+build: bin/hull-runtime bin/mkbundle
+
+bin/hull-runtime: $(SRC)
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull-runtime
+
+bin/mkbundle: $(SRC)
+	$(GO) build -trimpath -o $@ ./cmd/mkbundle
+
+install: build
+	install -m 0755 bin/hull-runtime $(PREFIX)/bin/hull-runtime
+
+# The whole suite: unit and integration tests (as root, real containers), lint,
+# the leak check, and the OCI runtime-tools validation suite.
+test: build lint
+	scripts/test.sh
+
+unit:
+	$(GO) test ./...
+
+conformance: build
+	scripts/conformance.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; else echo "staticcheck not installed (scripts/deps.sh installs it)"; exit 1; fi
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin

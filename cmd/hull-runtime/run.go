@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func cmdRun(g *globals, args []string) error {
+	fs := newFlags("run")
+	var cf createFlags
+	cf.register(fs)
+	detach := false
+	keep := false
+	fs.BoolVar(&detach, "detach", false, "do not wait for the container to exit")
+	fs.BoolVar(&detach, "d", false, "do not wait for the container to exit")
+	fs.BoolVar(&keep, "keep", false, "do not delete the container after it exits")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := needID("run", pos, 0)
+	if err != nil {
+		return err
+	}
+	rt := g.runtime()
+	// Catch signals from the start: they are forwarded to the container once it runs.
+	sigc := make(chan os.Signal, 16)
+	if !detach {
+		signal.Notify(sigc)
+		defer signal.Stop(sigc)
+	}
+	init, err := rt.Create(cf.options(id))
+	if err != nil {
+		return err
+	}
+	if err := rt.Start(id); err != nil {
+		_ = rt.Delete(id, true)
+		return err
+	}
+	if detach {
+		return init.Process.Release()
+	}
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		ps, _ := init.Process.Wait()
+		done <- ps
+	}()
+	for {
+		select {
+		case s := <-sigc:
+			sig, ok := s.(unix.Signal)
+			if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+				continue
+			}
+			_ = init.Process.Signal(sig)
+		case ps := <-done:
+			code := 255
+			if ps != nil {
+				ws := ps.Sys().(syscall.WaitStatus)
+				switch {
+				case ws.Exited():
+					code = ws.ExitStatus()
+				case ws.Signaled():
+					code = 128 + int(ws.Signal())
+				}
+			}
+			if !keep {
+				if err := rt.Delete(id, true); err != nil {
+					g.log.Warn("delete after run", "id", id, "err", err)
+				}
+			}
+			if code != 0 {
+				return exitError(code)
+			}
+			return nil
+		}
+	}
+}

@@ -1,0 +1,429 @@
+// Package container is the parent side of hull-runtime's verbs: it starts the
+// init in new namespaces, puts it in its cgroup, drives it through setup over the
+// sync socket, runs the hooks that belong to the runtime, and keeps state.json.
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hull-runtime/hull/runtime/cgroups"
+	"github.com/hull-runtime/hull/runtime/exeseal"
+	"github.com/hull-runtime/hull/runtime/hooks"
+	"github.com/hull-runtime/hull/runtime/initproc"
+	rspec "github.com/hull-runtime/hull/runtime/spec"
+	"github.com/hull-runtime/hull/runtime/state"
+)
+
+// Runtime holds the global options of hull-runtime.
+type Runtime struct {
+	Store         state.Store
+	SystemdCgroup bool
+	Rootless      bool
+	Log           *slog.Logger
+}
+
+// CreateOptions are the flags of `create` (and `run`).
+type CreateOptions struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	PreserveFds   int
+	NoPivot       bool
+	NoNewKeyring  bool
+	Stdin         *os.File
+	Stdout        *os.File
+	Stderr        *os.File
+}
+
+// Init is a created container's init process, for `run` to wait on.
+type Init struct {
+	Process *os.Process
+	State   *state.Container
+}
+
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// Create sets up a container and leaves its init waiting on the exec fifo.
+// On any error nothing is left behind: no state dir, cgroup, mount or process.
+func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
+	if err := state.ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	spec, err := rspec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Process == nil {
+		return nil, errors.New("config.json: process: required to create a container")
+	}
+	if spec.Linux == nil {
+		return nil, errors.New("config.json: linux: required on Linux")
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, errors.New("config.json: process.terminal is true: --console-socket is required")
+	}
+	if !spec.Process.Terminal && o.ConsoleSocket != "" {
+		return nil, errors.New("--console-socket given but process.terminal is false in config.json")
+	}
+	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: withDefaultDeviceRules(spec)})
+	if err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	if err := rt.Store.CreateDir(o.ID); err != nil {
+		return nil, err
+	}
+	unlock, err := rt.Store.Lock(o.ID)
+	if err != nil {
+		rt.Store.Remove(o.ID)
+		return nil, err
+	}
+	defer unlock()
+
+	c := &state.Container{
+		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
+		Owner: "", Annotations: spec.Annotations, Config: spec,
+		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless},
+	}
+	var proc *os.Process
+	cgApplied := false
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if proc != nil {
+			_ = proc.Kill()
+			_, _ = proc.Wait()
+		}
+		if cgApplied {
+			if err := cg.Destroy(); err != nil {
+				rt.Log.Warn("cleanup after failed create: remove cgroup", "id", o.ID, "err", err)
+			}
+		}
+		if err := rt.Store.Remove(o.ID); err != nil {
+			rt.Log.Warn("cleanup after failed create", "id", o.ID, "err", err)
+		}
+	}()
+
+	fifo := rt.Store.FifoPath(o.ID)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	// mkfifo honours the umask; the init may run as a mapped uid that needs "other" write.
+	if err := os.Chmod(fifo, 0o622); err != nil {
+		return nil, fmt.Errorf("chmod exec fifo: %w", err)
+	}
+	fifoPath, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer fifoPath.Close()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync socketpair: %w", err)
+	}
+	parentSock, childSock := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	exe, err := exeseal.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:   []string{"hull-runtime", "init"},
+		Stdin:  o.Stdin,
+		Stdout: o.Stdout,
+		Stderr: o.Stderr,
+	}
+	for i := 0; i < o.PreserveFds; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	addFd := func(f *os.File) string {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		return strconv.Itoa(2 + len(cmd.ExtraFiles))
+	}
+	cmd.Env = []string{
+		initproc.EnvSyncFd + "=" + addFd(childSock),
+		initproc.EnvFifoFd + "=" + addFd(fifoPath),
+	}
+	if o.ConsoleSocket != "" {
+		conn, err := dialConsole(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		cmd.Env = append(cmd.Env, initproc.EnvConsoleFd+"="+addFd(conn))
+	}
+
+	icfg := &initproc.Config{
+		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Spec: spec,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds,
+	}
+	attr := &syscall.SysProcAttr{}
+	var joins []specs.LinuxNamespace // joined in this process's thread before clone
+	var ctorJoins []string           // joined by the nsenter constructor in the init
+	hasMount := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.MountNamespace {
+			hasMount = true
+		}
+		if ns.Path != "" {
+			switch ns.Type {
+			case specs.UserNamespace:
+				ctorJoins = append([]string{"user:" + ns.Path}, ctorJoins...)
+				icfg.InUserNS = true
+			case specs.MountNamespace:
+				ctorJoins = append(ctorJoins, "mnt:"+ns.Path)
+			default:
+				joins = append(joins, ns)
+			}
+			continue
+		}
+		switch ns.Type {
+		case specs.CgroupNamespace:
+			// Unshared by the init once it is in its cgroup, so that cgroup is the root.
+			icfg.NewCgroupNS = true
+		case specs.TimeNamespace:
+			return nil, errors.New("config.json: linux.namespaces: creating a time namespace is not supported yet")
+		case specs.UserNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWUSER
+			icfg.InUserNS = true
+			for _, m := range spec.Linux.UIDMappings {
+				attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			for _, m := range spec.Linux.GIDMappings {
+				attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			attr.GidMappingsEnableSetgroups = true
+		default:
+			f, ok := nsFlags[ns.Type]
+			if !ok {
+				return nil, fmt.Errorf("config.json: linux.namespaces: unknown namespace type %q", ns.Type)
+			}
+			attr.Cloneflags |= f
+		}
+	}
+	if !hasMount {
+		return nil, errors.New("config.json: linux.namespaces: a mount namespace is required (hull-runtime builds the rootfs in one)")
+	}
+	if len(ctorJoins) > 0 {
+		cmd.Env = append(cmd.Env, "_HULL_NSENTER="+strings.Join(ctorJoins, ","))
+	}
+	cmd.SysProcAttr = attr
+
+	if err := startInNamespaces(cmd, joins); err != nil {
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	proc = cmd.Process
+	childSock.Close()
+
+	if err := cg.Apply(proc.Pid); err != nil {
+		return nil, err
+	}
+	cgApplied = true
+	if err := cg.Set(); err != nil {
+		return nil, err
+	}
+	c.Cgroup.Paths = cg.Paths()
+	icfg.CgroupPaths = c.Cgroup.Paths
+	c.Pid = proc.Pid
+	if c.PidStartTime, _, err = state.ProcStartTime(proc.Pid); err != nil {
+		return nil, fmt.Errorf("read start time of init %d: %w", proc.Pid, err)
+	}
+
+	enc := json.NewEncoder(parentSock)
+	dec := json.NewDecoder(parentSock)
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: icfg}); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", initErr(err, proc))
+	}
+	for done := false; !done; {
+		var msg initproc.Message
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("container init exited during setup: %w", initErr(nil, proc))
+			}
+			return nil, fmt.Errorf("read from init: %w", err)
+		}
+		switch msg.Type {
+		case initproc.MsgError:
+			return nil, errors.New(msg.Error)
+		case initproc.MsgHooks:
+			st := c.OCIState(state.Creating)
+			if spec.Hooks != nil {
+				//lint:ignore SA1019 prestart is deprecated but engines still send it.
+				if err := hooks.Run("prestart", spec.Hooks.Prestart, st); err != nil { //nolint:staticcheck
+					_ = enc.Encode(initproc.Message{Type: initproc.MsgError, Error: err.Error()})
+					return nil, err
+				}
+				if err := hooks.Run("createRuntime", spec.Hooks.CreateRuntime, st); err != nil {
+					_ = enc.Encode(initproc.Message{Type: initproc.MsgError, Error: err.Error()})
+					return nil, err
+				}
+			}
+			if err := enc.Encode(initproc.Message{Type: initproc.MsgHooksOK, State: st}); err != nil {
+				return nil, fmt.Errorf("resume init: %w", initErr(err, proc))
+			}
+		case initproc.MsgReady:
+			done = true
+		default:
+			return nil, fmt.Errorf("unexpected message %q from init", msg.Type)
+		}
+	}
+	if err := rt.Store.Save(c); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return &Init{Process: proc, State: c}, nil
+}
+
+// initErr describes why the init went away: its exit status, if it has one.
+func initErr(err error, p *os.Process) error {
+	var ws unix.WaitStatus
+	wpid, werr := unix.Wait4(p.Pid, &ws, unix.WNOHANG, nil)
+	if werr == nil && wpid == p.Pid {
+		switch {
+		case ws.Exited():
+			return fmt.Errorf("init exited with status %d (see stderr)", ws.ExitStatus())
+		case ws.Signaled():
+			return fmt.Errorf("init killed by signal %v", ws.Signal())
+		}
+	}
+	if err == nil {
+		return errors.New("init closed the sync socket")
+	}
+	return err
+}
+
+// startInNamespaces starts cmd from a thread that has first joined the given
+// namespaces: a clone inherits them. The thread is never unlocked, so Go
+// discards it afterwards instead of reusing it in foreign namespaces.
+func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
+	if len(joins) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, ns := range joins {
+			f, err := os.Open(ns.Path)
+			if err != nil {
+				errc <- fmt.Errorf("linux.namespaces %s: %w", ns.Type, err)
+				return
+			}
+			err = unix.Setns(int(f.Fd()), int(nsFlags[ns.Type]))
+			f.Close()
+			if err != nil {
+				errc <- fmt.Errorf("linux.namespaces %s: join %s: %w", ns.Type, ns.Path, err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+	}
+	f, err := conn.File()
+	conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	tmp := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	return nil
+}
+
+// withDefaultDeviceRules returns the spec's resources with the device rules every
+// container needs (runc's list) and the linux.devices nodes appended.
+func withDefaultDeviceRules(s *specs.Spec) *specs.LinuxResources {
+	var r specs.LinuxResources
+	if s.Linux.Resources != nil {
+		r = *s.Linux.Resources
+	}
+	rule := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		mj, mn := &major, &minor
+		if major < 0 {
+			mj = nil
+		}
+		if minor < 0 {
+			mn = nil
+		}
+		return specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: mj, Minor: mn, Access: access}
+	}
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	rules = append(rules, r.Devices...)
+	rules = append(rules,
+		rule("c", -1, -1, "m"), rule("b", -1, -1, "m"),
+		rule("c", 1, 3, "rwm"), rule("c", 1, 8, "rwm"), rule("c", 1, 7, "rwm"),
+		rule("c", 5, 0, "rwm"), rule("c", 1, 5, "rwm"), rule("c", 1, 9, "rwm"),
+		rule("c", 5, 1, "rwm"), rule("c", 136, -1, "rwm"), rule("c", 5, 2, "rwm"),
+	)
+	for _, d := range s.Linux.Devices {
+		if d.Type == "p" {
+			continue
+		}
+		t := d.Type
+		if t == "u" {
+			t = "c"
+		}
+		rules = append(rules, rule(t, d.Major, d.Minor, "rwm"))
+	}
+	r.Devices = rules
+	return &r
+}

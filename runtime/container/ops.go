@@ -1,0 +1,317 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hull-runtime/hull/runtime/cgroups"
+	"github.com/hull-runtime/hull/runtime/hooks"
+	"github.com/hull-runtime/hull/runtime/state"
+)
+
+// Status computes the live status of a loaded container.
+func (rt *Runtime) Status(c *state.Container) string {
+	if !c.Alive() {
+		return state.Stopped
+	}
+	if _, err := os.Lstat(rt.Store.FifoPath(c.ID)); err == nil {
+		return state.Created
+	}
+	if cg, err := rt.cgroup(c); err == nil {
+		if s, err := cg.FreezerState(); err == nil && s == state.Paused {
+			return state.Paused
+		}
+	}
+	return state.Running
+}
+
+func (rt *Runtime) cgroup(c *state.Container) (*cgroups.Manager, error) {
+	var res = c.Config.Linux.Resources
+	return cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless, Resources: res}, c.Cgroup.Paths)
+}
+
+// load locks and loads a container; the caller must call the returned unlock.
+func (rt *Runtime) load(id string) (*state.Container, func(), error) {
+	if err := state.ValidateID(id); err != nil {
+		return nil, nil, err
+	}
+	unlock, err := rt.Store.Lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := rt.Store.Load(id)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, unlock, nil
+}
+
+// Start releases a created container's init to exec the user process, then runs
+// the poststart hooks.
+func (rt *Runtime) Start(id string) error {
+	c, unlock, err := rt.load(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	switch st := rt.Status(c); st {
+	case state.Created:
+	case state.Stopped:
+		return fmt.Errorf("cannot start container %s: its init has exited (status stopped)", id)
+	default:
+		return fmt.Errorf("cannot start container %s: it is %s, not created", id, st)
+	}
+	if err := rt.releaseFifo(c); err != nil {
+		return err
+	}
+	c.Started = true
+	if err := rt.Store.Save(c); err != nil {
+		return err
+	}
+	if h := c.Config.Hooks; h != nil && len(h.Poststart) > 0 {
+		if err := hooks.Run("poststart", h.Poststart, c.OCIState(state.Running)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseFifo reads the byte the init writes into the exec fifo, which lets it go
+// on to exec. It never blocks on an init that has died.
+func (rt *Runtime) releaseFifo(c *state.Container) error {
+	path := rt.Store.FifoPath(c.ID)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo of %s: %w", c.ID, err)
+	}
+	defer unix.Close(fd)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("wait on exec fifo of %s: %w", c.ID, err)
+		}
+		if n > 0 && fds[0].Revents&unix.POLLIN != 0 {
+			buf := make([]byte, 1)
+			if n, err := unix.Read(fd, buf); err == nil && n == 1 {
+				break
+			}
+		}
+		if !c.Alive() {
+			return fmt.Errorf("cannot start container %s: its init exited before start", c.ID)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove exec fifo of %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// StateJSON is what `state` and `list --format json` print (runc's shape).
+type StateJSON struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// State returns the state of one container.
+func (rt *Runtime) State(id string) (*StateJSON, error) {
+	if err := state.ValidateID(id); err != nil {
+		return nil, err
+	}
+	c, err := rt.Store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return rt.stateOf(c), nil
+}
+
+func (rt *Runtime) stateOf(c *state.Container) *StateJSON {
+	st := rt.Status(c)
+	pid := c.Pid
+	if st == state.Stopped {
+		pid = 0
+	}
+	return &StateJSON{
+		OCIVersion: c.Config.Version, ID: c.ID, Pid: pid, Status: st, Bundle: c.Bundle,
+		Rootfs: c.Rootfs, Created: c.Created, Owner: c.Owner, Annotations: c.Annotations,
+	}
+}
+
+// List returns the state of every container under the root.
+func (rt *Runtime) List() ([]*StateJSON, error) {
+	ids, err := rt.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*StateJSON, 0, len(ids))
+	for _, id := range ids {
+		c, err := rt.Store.Load(id)
+		if err != nil {
+			rt.Log.Warn("skipping container with unreadable state", "id", id, "err", err)
+			continue
+		}
+		out = append(out, rt.stateOf(c))
+	}
+	return out, nil
+}
+
+// Kill sends sig to the container's init, or with all to every process in its cgroup.
+func (rt *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	c, unlock, err := rt.load(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st := rt.Status(c)
+	if st == state.Stopped && !all {
+		return fmt.Errorf("cannot kill container %s: container not running (status stopped)", id)
+	}
+	if all {
+		cg, err := rt.cgroup(c)
+		if err != nil {
+			return err
+		}
+		if st == state.Paused && sig == unix.SIGKILL {
+			defer cg.Thaw()
+		}
+		return cg.KillAll(sig)
+	}
+	return signalInit(c, sig)
+}
+
+// signalInit signals the recorded init through a pidfd, so a recycled pid is never hit.
+func signalInit(c *state.Container, sig unix.Signal) error {
+	pfd, err := unix.PidfdOpen(c.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %s: init process %d is gone", c.ID, c.Pid)
+		}
+		return fmt.Errorf("container %s: pidfd_open %d: %w", c.ID, c.Pid, err)
+	}
+	defer unix.Close(pfd)
+	if !c.Alive() {
+		return fmt.Errorf("container %s: init process %d is gone", c.ID, c.Pid)
+	}
+	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {
+		return fmt.Errorf("container %s: signal %d: %w", c.ID, sig, err)
+	}
+	return nil
+}
+
+// waitGone waits until the recorded init has exited (it may be a zombie of another parent).
+func waitGone(c *state.Container, timeout time.Duration) error {
+	pfd, err := unix.PidfdOpen(c.Pid, 0)
+	if err != nil {
+		return nil // already reaped
+	}
+	defer unix.Close(pfd)
+	if !c.Alive() {
+		return nil
+	}
+	fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, int(time.Until(deadline)/time.Millisecond)+1)
+		if n > 0 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("wait for init %d: %w", c.Pid, err)
+		}
+	}
+	return fmt.Errorf("init %d did not exit within %s", c.Pid, timeout)
+}
+
+// Delete removes a stopped (or, like runc, created) container; force kills a
+// running one first. Poststop hooks run last; their failures are reported but do
+// not stop the cleanup.
+func (rt *Runtime) Delete(id string, force bool) error {
+	c, unlock, err := rt.load(id)
+	if err != nil {
+		if force && errors.Is(err, state.ErrNotExist) {
+			return nil
+		}
+		if errors.Is(err, state.ErrNotExist) {
+			return err
+		}
+		// Corrupt state: force removes what is left.
+		if force {
+			return rt.Store.Remove(id)
+		}
+		return err
+	}
+	defer unlock()
+	st := rt.Status(c)
+	switch st {
+	case state.Stopped:
+	case state.Created:
+		if err := rt.killAndWait(c); err != nil {
+			return err
+		}
+	default:
+		if !force {
+			return fmt.Errorf("cannot delete container %s that is not stopped: %s (use --force)", id, st)
+		}
+		if err := rt.killAndWait(c); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	if cg, err := rt.cgroup(c); err == nil {
+		// Stragglers (a container without its own pid namespace) go with it.
+		if pids, _ := cg.Pids(); len(pids) > 0 {
+			_ = cg.KillAll(unix.SIGKILL)
+		}
+		if err := destroyRetry(cg); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if h := c.Config.Hooks; h != nil && len(h.Poststop) > 0 {
+		if err := hooks.RunAll("poststop", h.Poststop, c.OCIState(state.Stopped)); err != nil {
+			rt.Log.Warn("poststop hook failed", "id", id, "err", err)
+		}
+	}
+	if err := rt.Store.Remove(id); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (rt *Runtime) killAndWait(c *state.Container) error {
+	if cg, err := rt.cgroup(c); err == nil {
+		if s, _ := cg.FreezerState(); s == state.Paused {
+			_ = cg.KillAll(unix.SIGKILL)
+			_ = cg.Thaw()
+		}
+	}
+	if err := signalInit(c, unix.SIGKILL); err != nil && c.Alive() {
+		return err
+	}
+	return waitGone(c, 10*time.Second)
+}
+
+// destroyRetry removes the cgroup; processes just killed may take a moment to leave it.
+func destroyRetry(cg *cgroups.Manager) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = cg.Destroy(); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}

@@ -1,0 +1,159 @@
+package initproc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Main is the entry point of `hull-runtime init`. It never returns: it either execs
+// the container process or exits non-zero after reporting why to the parent.
+func Main() {
+	// Namespaces set per thread (cgroup), capabilities and seccomp must all apply
+	// to the thread that finally calls execve: stay on the main thread.
+	runtime.LockOSThread()
+	sync, err := fdFromEnv(EnvSyncFd)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hull-runtime init: %v (init is started by hull-runtime create, not by hand)\n", err)
+		os.Exit(1)
+	}
+	sock := os.NewFile(uintptr(sync), "sync")
+	enc := json.NewEncoder(sock)
+	dec := json.NewDecoder(sock)
+	fail := func(err error) {
+		_ = enc.Encode(Message{Type: MsgError, Error: err.Error()})
+		os.Exit(1)
+	}
+
+	var msg Message
+	if err := dec.Decode(&msg); err != nil || msg.Type != MsgConfig || msg.Config == nil {
+		fail(fmt.Errorf("read config from parent: %v", err))
+	}
+	p := &initProc{cfg: msg.Config, enc: enc, dec: dec}
+	if err := p.setup(); err != nil {
+		fail(err)
+	}
+	if err := enc.Encode(Message{Type: MsgReady}); err != nil {
+		os.Exit(1)
+	}
+	sock.Close()
+	if err := p.waitStart(); err != nil {
+		// Nobody listens on the sync socket any more: the container's stderr is the
+		// only place left to say why the process did not start.
+		fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
+		os.Exit(127)
+	}
+	err = p.finalizeAndExec()
+	fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
+	os.Exit(127)
+}
+
+func fdFromEnv(name string) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return -1, fmt.Errorf("%s is not set", name)
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return -1, fmt.Errorf("%s=%q is not an fd", name, v)
+	}
+	os.Unsetenv(name)
+	return fd, nil
+}
+
+// initProc carries the init's state between setup steps.
+type initProc struct {
+	cfg *Config
+	enc *json.Encoder
+	dec *json.Decoder
+
+	procFd  int      // O_PATH fd of the host /proc, valid after pivot_root
+	fifoFd  int      // O_PATH fd of the exec fifo
+	console *os.File // pty slave when process.terminal
+	exePath string   // container path of the program, resolved before start
+}
+
+func (p *initProc) setup() error {
+	spec := p.cfg.Spec
+	var err error
+	p.procFd, err = unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /proc: %w", err)
+	}
+	if p.fifoFd, err = fdFromEnv(EnvFifoFd); err != nil {
+		return err
+	}
+	if p.cfg.NewCgroupNS {
+		// The parent has put us in our cgroup: the namespace's root is that cgroup.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
+	if spec.Linux != nil {
+		if err := applySysctls(spec.Linux.Sysctl); err != nil {
+			return err
+		}
+	}
+	if spec.Process != nil && spec.Process.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*spec.Process.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: write /proc/self/oom_score_adj: %w", err)
+		}
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("hostname: sethostname %q: %w", spec.Hostname, err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("domainname: setdomainname %q: %w", spec.Domainname, err)
+		}
+	}
+	if !p.cfg.NoNewKeyring {
+		// A fresh session keyring, so the container cannot read the host's keys.
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + p.cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("join session keyring: %w", err)
+		}
+	}
+	r, err := newRootfs(p.cfg)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	if spec.Process != nil && spec.Process.Terminal {
+		if p.console, err = r.setupConsole(); err != nil {
+			return err
+		}
+	}
+	// prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them.
+	if err := p.enc.Encode(Message{Type: MsgHooks}); err != nil {
+		return fmt.Errorf("ask parent to run hooks: %w", err)
+	}
+	var msg Message
+	if err := p.dec.Decode(&msg); err != nil {
+		return fmt.Errorf("wait for parent hooks: %w", err)
+	}
+	if msg.Type != MsgHooksOK {
+		return fmt.Errorf("parent aborted the create: %s", msg.Error)
+	}
+	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
+		if err := runHooks("createContainer", spec.Hooks.CreateContainer, msg.State); err != nil {
+			return err
+		}
+	}
+	if err := r.finish(); err != nil {
+		return err
+	}
+	if err := p.resolveExec(); err != nil {
+		return err
+	}
+	return nil
+}

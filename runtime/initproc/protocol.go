@@ -1,0 +1,52 @@
+// Package initproc is what runs inside the new namespaces: it builds the rootfs,
+// mounts, devices and console, waits on the exec fifo, then drops privileges and
+// execs the container process. The parent side lives in package container; the
+// two talk over a socketpair with the JSON messages defined here.
+package initproc
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Environment variables the parent sets for the init re-exec; each holds an fd number.
+const (
+	EnvSyncFd    = "_HULL_SYNC_FD"
+	EnvFifoFd    = "_HULL_FIFO_FD"
+	EnvConsoleFd = "_HULL_CONSOLE_FD"
+	EnvLogLevel  = "_HULL_LOG_LEVEL"
+)
+
+// Config is everything the init needs, sent by the parent as the first message.
+type Config struct {
+	ID           string      `json:"id"`
+	Bundle       string      `json:"bundle"`
+	Rootfs       string      `json:"rootfs"`
+	Spec         *specs.Spec `json:"spec"`
+	NoPivot      bool        `json:"no_pivot,omitempty"`
+	NoNewKeyring bool        `json:"no_new_keyring,omitempty"`
+	PreserveFds  int         `json:"preserve_fds,omitempty"`
+	// CgroupPaths are the container's cgroup dirs on the host (subsystem -> dir,
+	// "" for the v2 unified dir), used for cgroup mounts without a cgroup namespace.
+	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	// NewCgroupNS asks the init to unshare a cgroup namespace once it is in its cgroup.
+	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
+	// InUserNS tells the init that it cannot mknod and must bind host devices.
+	InUserNS bool `json:"in_userns,omitempty"`
+}
+
+// Message types.
+const (
+	MsgConfig  = "config"  // parent -> init: Config
+	MsgHooks   = "hooks"   // init -> parent: run prestart and createRuntime hooks now
+	MsgHooksOK = "hooksok" // parent -> init: done; State holds the state for createContainer hooks
+	MsgReady   = "ready"   // init -> parent: fully set up, about to wait on the exec fifo
+	MsgError   = "error"   // init -> parent: setup failed; Error says why
+)
+
+// Message is one message on the sync socket.
+type Message struct {
+	Type   string       `json:"type"`
+	Config *Config      `json:"config,omitempty"`
+	State  *specs.State `json:"state,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}

@@ -1,0 +1,22 @@
+// Package nsenter joins existing namespaces before the Go runtime starts.
+//
+// Go cannot setns(2) into a user or mount namespace once it has threads, so a
+// cgo constructor does it, driven by an environment variable that only
+// hull-runtime's own init re-exec sets. Importing this package (for its
+// side effect) is all that is needed; everything else is done in Go.
+package nsenter
+
+/*
+#cgo CFLAGS: -Wall -O2
+extern void hull_nsenter(void);
+void __attribute__((constructor)) hull_nsenter_init(void) { hull_nsenter(); }
+*/
+import "C"
+
+// EnvJoin names the variable read by the constructor: a comma-separated list of
+// namespace files to join in order ("user:/proc/1/ns/user,mnt:/proc/1/ns/mnt").
+const EnvJoin = "_HULL_NSENTER"
+
+// EnvUnshare names the variable holding clone flags (decimal) to unshare after
+// joining, for new namespaces that must be owned by a joined user namespace.
+const EnvUnshare = "_HULL_UNSHARE"

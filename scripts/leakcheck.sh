@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# leakcheck.sh snapshot FILE | check FILE
+# Records, then compares, what tests could leak: mounts, hull cgroups, hull
+# processes and network namespaces. check exits 1 on anything new.
+set -uo pipefail
+snap() {
+	echo "## mounts"; awk '{print $5}' /proc/self/mountinfo | sort
+	echo "## cgroups"; find /sys/fs/cgroup -maxdepth 4 -type d \( -iname '*hull*' -o -path '*cgrouptest*' \) 2>/dev/null | sort
+	echo "## procs"; pgrep -f 'hull-runtime( |$)' | while read -r p; do [ "$p" != "$$" ] && echo "$(cat /proc/$p/cmdline 2>/dev/null | tr '\0' ' ')"; done | sort
+	echo "## netns"; ip netns list 2>/dev/null | sort
+}
+case ${1:-} in
+snapshot) snap >"$2" ;;
+check)
+	now=$(mktemp); snap >"$now"
+	new=$(diff <(sort "$2") <(sort "$now") | grep '^>' || true)
+	rm -f "$now"
+	if [ -n "$new" ]; then echo "leak check: left behind after the tests:"; echo "$new"; exit 1; fi
+	echo "leak check: nothing left behind" ;;
+*) echo "usage: $0 snapshot|check FILE" >&2; exit 2 ;;
+esac

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: go test (unit + integration, real containers as root),
+# the leak check, and the OCI runtime-tools validation suite.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (integration tests start real containers)"; exit 1; }
+export PATH=$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin
+snapf=$(mktemp)
+scripts/leakcheck.sh snapshot "$snapf"
+rc=0
+echo "== go test ./..."
+go test -count=1 -timeout 30m ./... || rc=1
+echo "== leak check"
+scripts/leakcheck.sh check "$snapf" || rc=1
+rm -f "$snapf"
+if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
+	echo "== OCI runtime-tools validation"
+	scripts/conformance.sh || rc=1
+fi
+exit $rc
