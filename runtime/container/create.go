@@ -177,6 +177,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		return strconv.Itoa(2 + len(cmd.ExtraFiles))
 	}
 	cmd.Env = []string{
+		// The init lives milliseconds: no GC, and no cgroup-aware GOMAXPROCS
+		// (which keeps the host's cgroup files open in the container's init).
+		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0",
 		initproc.EnvSyncFd + "=" + addFd(childSock),
 		initproc.EnvFifoFd + "=" + addFd(fifoPath),
 	}
@@ -229,6 +232,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 				attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 			}
 			attr.GidMappingsEnableSetgroups = true
+			// Writing the maps does not change the child's credentials: it is still
+			// host root, unmapped, until it sets its ids inside the namespace.
+			if !mapsRoot(spec.Linux.UIDMappings) || !mapsRoot(spec.Linux.GIDMappings) {
+				return nil, errors.New("config.json: linux.uidMappings/gidMappings: a new user namespace needs container uid and gid 0 mapped")
+			}
+			attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 		default:
 			f, ok := nsFlags[ns.Type]
 			if !ok {
@@ -426,4 +435,13 @@ func withDefaultDeviceRules(s *specs.Spec) *specs.LinuxResources {
 	}
 	r.Devices = rules
 	return &r
+}
+
+func mapsRoot(m []specs.LinuxIDMapping) bool {
+	for _, e := range m {
+		if e.ContainerID == 0 && e.Size > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -154,7 +154,7 @@ func (p *initProc) finalizeAndExec() error {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
-	if err := setUser(proc.User, capSet != nil); err != nil {
+	if err := setUser(proc.User); err != nil {
 		return err
 	}
 	if capSet != nil {
@@ -224,14 +224,9 @@ func setRlimit(rl specs.POSIXRlimit) error {
 	return nil
 }
 
-// setUser switches to process.user. keepCaps keeps the permitted set across the
-// uid change so the capabilities can then be set for the new user.
-func setUser(u specs.User, keepCaps bool) error {
-	if keepCaps {
-		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("set keepcaps: %w", err)
-		}
-	}
+// setUser switches to process.user. caps.Set.ApplyBounding has set keepcaps, so
+// the permitted set survives for ApplyRest.
+func setUser(u specs.User) error {
 	groups := make([]int, 0, len(u.AdditionalGids))
 	for _, g := range u.AdditionalGids {
 		groups = append(groups, int(g))
@@ -248,11 +243,6 @@ func setUser(u specs.User, keepCaps bool) error {
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
 		return fmt.Errorf("process.user.uid %d: setresuid: %w", u.UID, e)
-	}
-	if keepCaps {
-		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-			return fmt.Errorf("clear keepcaps: %w", err)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,273 @@
+package integration
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestRunReturnsTheContainerExitCode(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "echo out; exit 3")
+	out, code := e.run("exitcode")
+	if code != 3 {
+		t.Fatalf("exit code %d, want 3 (output %q)", code, out)
+	}
+	if !strings.Contains(out, "out") {
+		t.Fatalf("container stdout not passed through: %q", out)
+	}
+}
+
+func TestCreateStartKillDeleteLifecycle(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.write("life")
+	pidFile := filepath.Join(e.dir, "pid")
+	e.must("create", "--bundle", e.bundle, "--pid-file", pidFile, "life")
+	st := e.state("life")
+	if st.Status != "created" || st.Pid <= 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(st.Pid) {
+		t.Fatalf("pid file %q (err %v), state pid %d", data, err, st.Pid)
+	}
+	if _, err := e.runtime("create", "--bundle", e.bundle, "life"); err == nil {
+		t.Fatal("second create with the same id succeeded")
+	}
+	e.must("start", "life")
+	e.waitStatus("life", "running")
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/comm"); strings.TrimSpace(string(comm)) != "sleep" {
+		t.Fatalf("init did not exec the process: comm %q", comm)
+	}
+	if out, err := e.runtime("delete", "life"); err == nil || !strings.Contains(out, "running") {
+		t.Fatalf("delete of a running container: err %v, out %q", err, out)
+	}
+	e.must("kill", "life", "KILL")
+	e.waitStatus("life", "stopped")
+	e.must("delete", "life")
+	if _, err := e.runtime("state", "life"); err == nil {
+		t.Fatal("state of a deleted container succeeded")
+	}
+	if dirs := cgroupDirs(e.cgroup + "/life"); len(dirs) > 0 {
+		t.Fatalf("cgroup left after delete: %v", dirs)
+	}
+}
+
+func TestDeleteOfCreatedContainerKillsItsInit(t *testing.T) {
+	e := newEnv(t, "true")
+	e.write("created")
+	e.must("create", "--bundle", e.bundle, "created")
+	pid := e.state("created").Pid
+	e.must("delete", "created")
+	if err := unix.Kill(pid, 0); err == nil {
+		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(st), ") Z") {
+			t.Fatalf("init %d still alive after delete", pid)
+		}
+	}
+}
+
+func TestKillAcceptsSignalNamesAndNumbers(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "trap 'exit 0' USR1; while true; do sleep 0.1; done")
+	e.write("sigs")
+	e.must("run", "-d", "--bundle", e.bundle, "sigs")
+	e.must("kill", "sigs", "SIGUSR1")
+	e.waitStatus("sigs", "stopped")
+	e.must("delete", "sigs")
+	e.write("sigs2")
+	e.must("run", "--detach", "--bundle", e.bundle, "sigs2")
+	e.must("kill", "sigs2", "9")
+	e.waitStatus("sigs2", "stopped")
+	if _, err := e.runtime("kill", "sigs2", "NOTASIGNAL"); err == nil {
+		t.Fatal("kill with an unknown signal succeeded")
+	}
+}
+
+func TestListShowsContainersAsTableAndJSON(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.write("l1")
+	e.must("create", "--bundle", e.bundle, "l1")
+	if out := e.must("list", "-q"); strings.TrimSpace(out) != "l1" {
+		t.Fatalf("list -q: %q", out)
+	}
+	if out := e.must("list"); !strings.Contains(out, "l1") || !strings.Contains(out, "created") {
+		t.Fatalf("list: %q", out)
+	}
+	if out := e.must("list", "--format", "json"); !strings.Contains(out, `"status":"created"`) {
+		t.Fatalf("list --format json: %q", out)
+	}
+}
+
+func TestUnknownGlobalFlagsDoNotBreakTheCLI(t *testing.T) {
+	e := newEnv(t, "true")
+	out, err := e.runtime("--some-future-flag", "--log-format", "json", "list", "-q")
+	if err != nil {
+		t.Fatalf("unknown global flag broke the CLI: %v %s", err, out)
+	}
+}
+
+func TestErrorsGoToTheLogFileAsJSON(t *testing.T) {
+	e := newEnv(t, "true")
+	logf := filepath.Join(e.dir, "log.json")
+	if _, err := e.runtime("--log", logf, "--log-format", "json", "start", "nonexistent"); err == nil {
+		t.Fatal("start of a nonexistent container succeeded")
+	}
+	data, _ := os.ReadFile(logf)
+	if !strings.Contains(string(data), `"level":"error"`) || !strings.Contains(string(data), "nonexistent") {
+		t.Fatalf("log file %q lacks a json error line", data)
+	}
+}
+
+func TestPreservedFdsReachTheContainer(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "echo through-fd3 >&3")
+	e.write("fds")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(runtimeBin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", e.bundle, "fds")
+	cmd.ExtraFiles = []*os.File{w}
+	out, err := cmd.CombinedOutput()
+	w.Close()
+	if err != nil {
+		t.Fatalf("run: %v %s", err, out)
+	}
+	buf := make([]byte, 64)
+	n, _ := r.Read(buf)
+	if strings.TrimSpace(string(buf[:n])) != "through-fd3" {
+		t.Fatalf("read %q from the preserved fd", buf[:n])
+	}
+}
+
+func TestTerminalMasterIsSentToTheConsoleSocket(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "tty; echo on-the-pty")
+	e.spec.Process.Terminal = true
+	e.write("tty")
+	sockPath := filepath.Join(e.dir, "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) == 0 {
+			got <- nil
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		if len(fds) == 0 {
+			got <- nil
+			return
+		}
+		got <- os.NewFile(uintptr(fds[0]), "master")
+	}()
+	e.must("create", "--bundle", e.bundle, "--console-socket", sockPath, "tty")
+	var master *os.File
+	select {
+	case master = <-got:
+	case <-time.After(10 * time.Second):
+	}
+	if master == nil {
+		t.Fatal("no pty master received on the console socket")
+	}
+	defer master.Close()
+	e.must("start", "tty")
+	var out strings.Builder
+	buf := make([]byte, 256)
+	_ = master.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), "on-the-pty") {
+		n, err := master.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "on-the-pty") || !strings.Contains(out.String(), "/dev/") {
+		t.Fatalf("pty output %q", out.String())
+	}
+}
+
+func TestHooksRunInOrderWithStateOnStdin(t *testing.T) {
+	e := newEnv(t, "true")
+	logf := filepath.Join(e.dir, "hooks.log")
+	hook := func(name string) []string {
+		return []string{"sh", "-c", "echo " + name + " $(cat | grep -o '\"id\":\"[^\"]*\"') >> " + logf}
+	}
+	e.spec.Hooks = &specs.Hooks{}
+	h := e.spec.Hooks
+	h.Prestart = []specs.Hook{{Path: "/bin/sh", Args: hook("prestart")}} //nolint:staticcheck
+	h.CreateRuntime = []specs.Hook{{Path: "/bin/sh", Args: hook("createRuntime")}}
+	h.CreateContainer = []specs.Hook{{Path: "/bin/sh", Args: hook("createContainer")}}
+	h.StartContainer = []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "true"}}}
+	h.Poststart = []specs.Hook{{Path: "/bin/sh", Args: hook("poststart")}}
+	h.Poststop = []specs.Hook{{Path: "/bin/sh", Args: hook("poststop")}}
+	if _, code := e.run("hooked"); code != 0 {
+		t.Fatalf("run exit %d", code)
+	}
+	data, _ := os.ReadFile(logf)
+	want := "prestart \"id\":\"hooked\"\ncreateRuntime \"id\":\"hooked\"\ncreateContainer \"id\":\"hooked\"\npoststart \"id\":\"hooked\"\npoststop \"id\":\"hooked\"\n"
+	if string(data) != want {
+		t.Fatalf("hook log:\n%s\nwant:\n%s", data, want)
+	}
+}
+
+func TestJoiningANetworkNamespaceByPath(t *testing.T) {
+	holder := exec.Command("unshare", "--net", "sleep", "100")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	nsPath := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	var want string
+	for i := 0; i < 100; i++ {
+		want, _ = os.Readlink(nsPath)
+		self, _ := os.Readlink("/proc/self/ns/net")
+		if want != self {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e := newEnv(t, "readlink", "/proc/self/ns/net")
+	for i, ns := range e.spec.Linux.Namespaces {
+		if ns.Type == "network" {
+			e.spec.Linux.Namespaces[i].Path = nsPath
+		}
+	}
+	out, code := e.run("joinnet")
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("container netns %q (exit %d), want %q", out, code, want)
+	}
+}
+
+func TestUserNamespaceMapsRootToAnUnprivilegedHostUID(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "id -u; cat /proc/self/uid_map")
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	out, code := e.run("userns")
+	f := strings.Fields(out)
+	if code != 0 || len(f) < 4 || f[0] != "0" || f[2] != "100000" {
+		t.Fatalf("userns container: exit %d, output %q", code, out)
+	}
+}
