@@ -22,13 +22,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
 	// Imported for its side effect: it installs the device-rule writers
 	// (devices.allow/deny on v1, an eBPF program on v2, systemd properties)
 	// into the cgroup managers. Without it device rules are refused.
-	_ "github.com/opencontainers/cgroups/devices"
+	_ "github.com/opencontainers/cgroups/devices" // device-rule writers
+	devices "github.com/opencontainers/cgroups/devices/config"
 	"github.com/opencontainers/cgroups/fs2"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/cgroups/systemd"
@@ -325,8 +327,89 @@ func (m *Manager) AddPid(pid int) error {
 // Set writes the configured resources, including the device rules, into
 // the cgroup(s). Call it after Apply.
 func (m *Manager) Set() error {
-	if err := m.mgr.Set(m.cg.Resources); err != nil {
+	res := m.cg.Resources
+	ownDevices := res != nil && !res.SkipDevices && len(res.Devices) > 0 && !m.cfg.Systemd && !IsCgroup2UnifiedMode() && m.mgr.Path("devices") != ""
+	if ownDevices {
+		// The library's v1 device emulator writes rules in its own order, but
+		// runtime-spec says they apply in the listed order (and devices.list shows
+		// the order they were written): write them ourselves on a fresh cgroup.
+		copied := *res
+		copied.SkipDevices = true
+		res = &copied
+	}
+	if err := m.mgr.Set(res); err != nil {
 		return fmt.Errorf("cgroup %s: set resources: %w", m.desc, err)
+	}
+	if ownDevices {
+		if err := writeV1Devices(m.mgr.Path("devices"), m.cg.Resources.Devices); err != nil {
+			return fmt.Errorf("cgroup %s: linux.resources.devices: %w", m.desc, err)
+		}
+	}
+	return m.setKernelMemory(m.cfg.Resources)
+}
+
+// writeV1Devices writes device rules in order to devices.allow/deny, after a
+// deny-all that resets the (inherited) list.
+func writeV1Devices(dir string, rules []*devices.Rule) error {
+	write := func(file, line string) error {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(line), 0); err != nil {
+			return fmt.Errorf("write %q to %s: %w", line, file, err)
+		}
+		return nil
+	}
+	if err := write("devices.deny", "a"); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		file := "devices.deny"
+		if r.Allow {
+			file = "devices.allow"
+		}
+		line := r.CgroupString()
+		if r.Type == devices.WildcardDevice {
+			// "a" with any major/minor or access means the whole list.
+			line = "a"
+		}
+		if err := write(file, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setKernelMemory writes the deprecated v1 kernel memory limits, which the
+// library ignores. kmem.tcp still works on current kernels; kmem.limit_in_bytes
+// is accepted and ignored by Linux >= 6.1, which is still the best we can do.
+func (m *Manager) setKernelMemory(r *specs.LinuxResources) error {
+	if r == nil || r.Memory == nil || IsCgroup2UnifiedMode() {
+		return nil
+	}
+	dir := m.mgr.Path("memory")
+	if dir == "" {
+		return nil
+	}
+	//lint:ignore SA1019 deprecated, but engines and the validation suite still send it
+	kernel := r.Memory.Kernel
+	kernelTCP := r.Memory.KernelTCP
+	files := []struct {
+		v     *int64
+		file  string
+		field string
+	}{
+		{kernel, "memory.kmem.limit_in_bytes", "linux.resources.memory.kernel"},
+		{kernelTCP, "memory.kmem.tcp.limit_in_bytes", "linux.resources.memory.kernelTCP"},
+	}
+	for _, f := range files {
+		if f.v == nil {
+			continue
+		}
+		p := filepath.Join(dir, f.file)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(strconv.FormatInt(*f.v, 10)), 0); err != nil {
+			return fmt.Errorf("%s: write %s: %w", f.field, p, err)
+		}
 	}
 	return nil
 }

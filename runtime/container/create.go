@@ -83,16 +83,14 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.Process == nil {
-		return nil, errors.New("config.json: process: required to create a container")
-	}
 	if spec.Linux == nil {
 		return nil, errors.New("config.json: linux: required on Linux")
 	}
-	if spec.Process.Terminal && o.ConsoleSocket == "" {
+	terminal := spec.Process != nil && spec.Process.Terminal
+	if terminal && o.ConsoleSocket == "" {
 		return nil, errors.New("config.json: process.terminal is true: --console-socket is required")
 	}
-	if !spec.Process.Terminal && o.ConsoleSocket != "" {
+	if !terminal && o.ConsoleSocket != "" {
 		return nil, errors.New("--console-socket given but process.terminal is false in config.json")
 	}
 	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: withDefaultDeviceRules(spec)})
@@ -246,9 +244,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			attr.Cloneflags |= f
 		}
 	}
-	if !hasMount {
-		return nil, errors.New("config.json: linux.namespaces: a mount namespace is required (hull-runtime builds the rootfs in one)")
-	}
+	// Without a mount namespace nothing may be mounted (it would land on the
+	// host): the init only chroots into the rootfs, as runc does.
+	icfg.NoMountNS = !hasMount
 	if len(ctorJoins) > 0 {
 		cmd.Env = append(cmd.Env, "_HULL_NSENTER="+strings.Join(ctorJoins, ","))
 	}
@@ -293,8 +291,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		case initproc.MsgHooks:
 			st := c.OCIState(state.Creating)
 			if spec.Hooks != nil {
+				// prestart hooks have always been given "created" (runc, the validation suite).
 				//lint:ignore SA1019 prestart is deprecated but engines still send it.
-				if err := hooks.Run("prestart", spec.Hooks.Prestart, st); err != nil { //nolint:staticcheck
+				if err := hooks.Run("prestart", spec.Hooks.Prestart, c.OCIState(state.Created)); err != nil { //nolint:staticcheck
 					_ = enc.Encode(initproc.Message{Type: initproc.MsgError, Error: err.Error()})
 					return nil, err
 				}

@@ -69,20 +69,26 @@ func (rt *Runtime) Start(id string) error {
 	if err := rt.releaseFifo(c); err != nil {
 		return err
 	}
+	if c.Config.Process == nil {
+		// The init exits once released: the container is stopped.
+		return fmt.Errorf("cannot start container %s: config.json has no process to run", id)
+	}
 	c.Started = true
 	if err := rt.Store.Save(c); err != nil {
 		return err
 	}
 	if h := c.Config.Hooks; h != nil && len(h.Poststart) > 0 {
-		if err := hooks.Run("poststart", h.Poststart, c.OCIState(state.Running)); err != nil {
-			return err
+		// runtime-spec: a failing poststart hook is logged; the lifecycle goes on.
+		if err := hooks.RunAll("poststart", h.Poststart, c.OCIState(state.Running)); err != nil {
+			rt.Log.Warn("poststart hook failed", "id", id, "err", err)
 		}
 	}
 	return nil
 }
 
 // releaseFifo reads the byte the init writes into the exec fifo, which lets it go
-// on to exec. It never blocks on an init that has died.
+// on to exec, then waits for EOF: the init holds the fifo open until its execve
+// closes it. It never blocks on an init that has died.
 func (rt *Runtime) releaseFifo(c *state.Container) error {
 	path := rt.Store.FifoPath(c.ID)
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -90,26 +96,40 @@ func (rt *Runtime) releaseFifo(c *state.Container) error {
 		return fmt.Errorf("open exec fifo of %s: %w", c.ID, err)
 	}
 	defer unix.Close(fd)
+	got := false
+	buf := make([]byte, 16)
 	for {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 100)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("wait on exec fifo of %s: %w", c.ID, err)
 		}
-		if n > 0 && fds[0].Revents&unix.POLLIN != 0 {
-			buf := make([]byte, 1)
-			if n, err := unix.Read(fd, buf); err == nil && n == 1 {
-				break
+		if n > 0 {
+			r, err := unix.Read(fd, buf)
+			switch {
+			case r > 0:
+				if !got {
+					got = true
+					// The fifo is consumed: from now on the container counts as started.
+					if err := os.Remove(path); err != nil {
+						return fmt.Errorf("remove exec fifo of %s: %w", c.ID, err)
+					}
+				}
+				continue
+			case r == 0 && got:
+				return nil
+			case r == 0 || errors.Is(err, unix.EAGAIN):
+				// No writer yet (POLLHUP before the init opened its end): keep waiting.
+				time.Sleep(time.Millisecond)
 			}
 		}
 		if !c.Alive() {
+			if got {
+				return nil
+			}
 			return fmt.Errorf("cannot start container %s: its init exited before start", c.ID)
 		}
 	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("remove exec fifo of %s: %w", c.ID, err)
-	}
-	return nil
 }
 
 // StateJSON is what `state` and `list --format json` print (runc's shape).
@@ -256,10 +276,6 @@ func (rt *Runtime) Delete(id string, force bool) error {
 	st := rt.Status(c)
 	switch st {
 	case state.Stopped:
-	case state.Created:
-		if err := rt.killAndWait(c); err != nil {
-			return err
-		}
 	default:
 		if !force {
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s (use --force)", id, st)

@@ -85,7 +85,8 @@ func (p *initProc) waitStart() error {
 		unix.Close(fd)
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	unix.Close(fd)
+	// fd stays open (close-on-exec): `start` sees EOF only once execve has
+	// happened (or the init died), so poststart hooks run after the exec.
 	unix.Close(p.fifoFd)
 	return nil
 }

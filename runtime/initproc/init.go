@@ -48,6 +48,9 @@ func Main() {
 		fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
 		os.Exit(127)
 	}
+	if msg.Config.Spec.Process == nil {
+		os.Exit(0)
+	}
 	err = p.finalizeAndExec()
 	fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
 	os.Exit(127)
@@ -120,18 +123,19 @@ func (p *initProc) setup() error {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
 	}
-	r, err := newRootfs(p.cfg)
-	if err != nil {
-		return err
-	}
+	r := newRootfs(p.cfg)
 	defer r.close()
-	if err := r.prepare(); err != nil {
-		return err
-	}
-	if spec.Process != nil && spec.Process.Terminal {
-		if p.console, err = r.setupConsole(); err != nil {
+	if !p.cfg.NoMountNS {
+		if err := r.prepare(); err != nil {
 			return err
 		}
+		if spec.Process != nil && spec.Process.Terminal {
+			if p.console, err = r.setupConsole(); err != nil {
+				return err
+			}
+		}
+	} else if spec.Process != nil && spec.Process.Terminal {
+		return errors.New("process.terminal needs a mount namespace (linux.namespaces) for the container's devpts")
 	}
 	// prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them.
 	if err := p.enc.Encode(Message{Type: MsgHooks}); err != nil {
@@ -149,11 +153,18 @@ func (p *initProc) setup() error {
 			return err
 		}
 	}
-	if err := r.finish(); err != nil {
+	if p.cfg.NoMountNS {
+		if err := unix.Chroot(p.cfg.Rootfs); err != nil {
+			return fmt.Errorf("chroot %s: %w", p.cfg.Rootfs, err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return fmt.Errorf("chdir /: %w", err)
+		}
+	} else if err := r.finish(); err != nil {
 		return err
 	}
-	if err := p.resolveExec(); err != nil {
-		return err
+	if spec.Process == nil {
+		return nil
 	}
-	return nil
+	return p.resolveExec()
 }

@@ -24,14 +24,14 @@ type rootfs struct {
 	devBound bool
 }
 
-func newRootfs(cfg *Config) (*rootfs, error) {
+func newRootfs(cfg *Config) *rootfs {
 	r := &rootfs{cfg: cfg, path: cfg.Rootfs, fd: -1}
 	for _, m := range cfg.Spec.Mounts {
 		if path.Clean("/"+m.Destination) == "/dev" && isBind(m) {
 			r.devBound = true
 		}
 	}
-	return r, nil
+	return r
 }
 
 func (r *rootfs) close() {

@@ -60,12 +60,19 @@ func TestCreateStartKillDeleteLifecycle(t *testing.T) {
 	}
 }
 
-func TestDeleteOfCreatedContainerKillsItsInit(t *testing.T) {
+func TestDeleteOfCreatedContainerNeedsForceAndKillsItsInit(t *testing.T) {
 	e := newEnv(t, "true")
 	e.write("created")
 	e.must("create", "--bundle", e.bundle, "created")
 	pid := e.state("created").Pid
-	e.must("delete", "created")
+	// runtime-spec: deleting a container that is not stopped MUST fail.
+	if out, err := e.runtime("delete", "created"); err == nil || !strings.Contains(out, "created") {
+		t.Fatalf("delete of a created container without --force: err %v, out %q", err, out)
+	}
+	if st := e.state("created"); st.Status != "created" {
+		t.Fatalf("failed delete changed the container: %+v", st)
+	}
+	e.must("delete", "--force", "created")
 	if err := unix.Kill(pid, 0); err == nil {
 		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(st), ") Z") {
 			t.Fatalf("init %d still alive after delete", pid)
@@ -216,7 +223,8 @@ func TestHooksRunInOrderWithStateOnStdin(t *testing.T) {
 	}
 	e.spec.Hooks = &specs.Hooks{}
 	h := e.spec.Hooks
-	h.Prestart = []specs.Hook{{Path: "/bin/sh", Args: hook("prestart")}} //nolint:staticcheck
+	//lint:ignore SA1019 engines still send prestart hooks; they must keep working
+	h.Prestart = []specs.Hook{{Path: "/bin/sh", Args: hook("prestart")}}
 	h.CreateRuntime = []specs.Hook{{Path: "/bin/sh", Args: hook("createRuntime")}}
 	h.CreateContainer = []specs.Hook{{Path: "/bin/sh", Args: hook("createContainer")}}
 	h.StartContainer = []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "true"}}}
