@@ -258,10 +258,11 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	proc = cmd.Process
 	childSock.Close()
 
+	// Apply can fail halfway (some hierarchies created): always destroy on error.
+	cgApplied = true
 	if err := cg.Apply(proc.Pid); err != nil {
 		return nil, err
 	}
-	cgApplied = true
 	if err := cg.Set(); err != nil {
 		return nil, err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hull-runtime/hull/runtime/caps"
 	"github.com/hull-runtime/hull/runtime/hooks"
-	"github.com/hull-runtime/hull/runtime/seccomp"
 )
 
 func runHooks(kind string, hs []specs.Hook, st *specs.State) error {
@@ -148,10 +147,10 @@ func (p *initProc) finalizeAndExec() error {
 			return err
 		}
 	}
-	if spec.Linux != nil && spec.Linux.Seccomp != nil && !proc.NoNewPrivileges {
+	if p.seccomp != nil && !proc.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while
 		// still privileged, as runc does.
-		if _, err := seccomp.Load(spec.Linux.Seccomp); err != nil {
+		if _, err := p.seccomp.Load(); err != nil {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
@@ -167,8 +166,8 @@ func (p *initProc) finalizeAndExec() error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
-		if spec.Linux != nil && spec.Linux.Seccomp != nil {
-			if _, err := seccomp.Load(spec.Linux.Seccomp); err != nil {
+		if p.seccomp != nil {
+			if _, err := p.seccomp.Load(); err != nil {
 				return fmt.Errorf("linux.seccomp: %w", err)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hull-runtime/hull/runtime/seccomp"
 )
 
 // Main is the entry point of `hull-runtime init`. It never returns: it either execs
@@ -79,6 +81,9 @@ type initProc struct {
 	fifoFd  int      // O_PATH fd of the exec fifo
 	console *os.File // pty slave when process.terminal
 	exePath string   // container path of the program, resolved before start
+	// seccomp is compiled during setup: errors surface at create, and nothing
+	// needs to allocate after process.rlimits (RLIMIT_AS) are applied.
+	seccomp *seccomp.Program
 }
 
 func (p *initProc) setup() error {
@@ -165,6 +170,11 @@ func (p *initProc) setup() error {
 	}
 	if spec.Process == nil {
 		return nil
+	}
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		if p.seccomp, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return fmt.Errorf("linux.seccomp: %w", err)
+		}
 	}
 	return p.resolveExec()
 }

@@ -190,8 +190,17 @@ func (r *rootfs) openInRoot(p string, extra uint64) (int, error) {
 }
 
 // mkdirInRoot creates directory p (and its parents) inside the rootfs, resolving
-// every component inside it, and returns an O_PATH fd of the directory.
+// every component inside it, and returns an O_PATH fd of the directory. A
+// dangling symlink on the way is followed inside the rootfs and its target
+// created there, as runc does: never outside.
 func (r *rootfs) mkdirInRoot(p string, mode uint32) (int, error) {
+	return r.mkdirInRootDepth(p, mode, 0)
+}
+
+func (r *rootfs) mkdirInRootDepth(p string, mode uint32, depth int) (int, error) {
+	if depth > 40 {
+		return -1, fmt.Errorf("mkdir %s in rootfs: %w", p, unix.ELOOP)
+	}
 	clean := strings.TrimPrefix(path.Clean("/"+p), "/")
 	if fd, err := r.openInRoot(clean, 0); err == nil {
 		return fd, nil
@@ -205,11 +214,31 @@ func (r *rootfs) mkdirInRoot(p string, mode uint32) (int, error) {
 	}
 	done := ""
 	for _, part := range strings.Split(clean, "/") {
+		parent := done
 		done = path.Join(done, part)
 		fd, err := r.openInRoot(done, 0)
 		if errors.Is(err, unix.ENOENT) {
 			// Create relative to the last resolved directory, never through a path.
-			if err := unix.Mkdirat(dirfd, part, mode); err != nil && !errors.Is(err, unix.EEXIST) {
+			err = unix.Mkdirat(dirfd, part, mode)
+			if errors.Is(err, unix.EEXIST) {
+				// A dangling symlink: create its target, resolved inside the root.
+				target, rerr := readlinkat(dirfd, part)
+				if rerr != nil {
+					unix.Close(dirfd)
+					return -1, fmt.Errorf("mkdir %s: %w", "/"+done, err)
+				}
+				if !path.IsAbs(target) {
+					target = path.Join("/", parent, target)
+				}
+				tfd, terr := r.mkdirInRootDepth(target, mode, depth+1)
+				if terr != nil {
+					unix.Close(dirfd)
+					return -1, terr
+				}
+				unix.Close(tfd)
+				err = nil
+			}
+			if err != nil {
 				unix.Close(dirfd)
 				return -1, fmt.Errorf("mkdir %s: %w", "/"+done, err)
 			}
@@ -228,6 +257,15 @@ func (r *rootfs) mkdirInRoot(p string, mode uint32) (int, error) {
 		return -1, fmt.Errorf("%s in rootfs is not a directory", "/"+clean)
 	}
 	return dirfd, nil
+}
+
+func readlinkat(dirfd int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // createInRoot returns an O_PATH fd of p inside the rootfs, creating it as a

@@ -279,3 +279,20 @@ func TestUserNamespaceMapsRootToAnUnprivilegedHostUID(t *testing.T) {
 		t.Fatalf("userns container: exit %d, output %q", code, out)
 	}
 }
+
+// Regression: seccomp used to be compiled after process.rlimits were applied, so
+// a low RLIMIT_AS made libseccomp fail with ENOMEM in the init.
+func TestSeccompWorksWithALowAddressSpaceLimit(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "ulimit -v; mkdir /tmp/denied && echo mkdir-allowed")
+	e.spec.Process.Rlimits = append(e.spec.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Hard: 2 << 30, Soft: 1 << 30})
+	errno := uint(1)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno}},
+	}
+	out, code := e.run("seccomp-as")
+	if code == 0 || strings.Contains(out, "mkdir-allowed") || !strings.Contains(out, "1048576") {
+		t.Fatalf("exit %d, output %q: want RLIMIT_AS 1048576 KiB and mkdir denied", code, out)
+	}
+}

@@ -1,0 +1,176 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// CVE-2024-21626: a cwd of /proc/self/fd/N must never reach a directory of the
+// runtime's, and no fd of the runtime may reach the container.
+func TestCVE_2024_21626_CwdThroughLeakedFdFails(t *testing.T) {
+	for fd := 3; fd <= 12; fd++ {
+		e := newEnv(t, "pwd")
+		e.spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(fd)
+		id := "cwd" + strconv.Itoa(fd)
+		out, code := e.run(id)
+		if code == 0 {
+			t.Fatalf("cwd /proc/self/fd/%d: container ran with cwd %q", fd, strings.TrimSpace(out))
+		}
+	}
+}
+
+func TestCVE_2024_21626_NoRuntimeFdReachesTheContainer(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.write("fds")
+	e.must("run", "-d", "--bundle", e.bundle, "fds")
+	pid := e.state("fds").Pid
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []string
+	for _, ent := range ents {
+		fds = append(fds, ent.Name())
+	}
+	if strings.Join(fds, ",") != "0,1,2" {
+		links := []string{}
+		for _, f := range fds {
+			l, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + f)
+			links = append(links, f+"->"+l)
+		}
+		t.Fatalf("container process has fds %v, want only stdio", links)
+	}
+}
+
+// CVE-2019-5736: the container must not be able to write the runtime binary
+// through /proc/<init>/exe. The attack holds an O_PATH fd of the init's exe
+// and reopens it for writing once the init has exec'd (no longer "text busy").
+func TestCVE_2019_5736_InitExeCannotBeReopenedForWriting(t *testing.T) {
+	before := fileHash(t, runtimeBin)
+	e := newEnv(t, "sleep", "100")
+	e.write("exe")
+	e.must("create", "--bundle", e.bundle, "exe")
+	pid := e.state("exe").Pid
+	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
+	fd, err := unix.Open(exe, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open %s O_PATH: %v", exe, err)
+	}
+	defer unix.Close(fd)
+	e.must("start", "exe")
+	e.waitStatus("exe", "running")
+	w, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_WRONLY, 0)
+	if err == nil {
+		w.Close()
+		t.Fatal("reopened the init's hull-runtime binary for writing")
+	}
+	if !errors.Is(err, unix.EROFS) {
+		t.Fatalf("reopen for writing: %v, want EROFS (sealed read-only mount)", err)
+	}
+	if after := fileHash(t, runtimeBin); after != before {
+		t.Fatal("the hull-runtime binary changed")
+	}
+}
+
+func fileHash(t *testing.T, p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return string(h.Sum(nil))
+}
+
+// CVE-2025-31133: a /dev/null in the rootfs that is a symlink must not turn a
+// masked path into a bind of whatever it points at.
+func TestCVE_2025_31133_DevNullSymlinkDoesNotUnmask(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "stat -c %t:%T /proc/cpuinfo; cat /proc/sys/kernel/core_pattern >/dev/null && echo core-ok")
+	// No tmpfs on /dev: the rootfs's own /dev is used, with a planted symlink.
+	var mounts []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if m.Destination != "/dev" {
+			mounts = append(mounts, m)
+		}
+	}
+	e.spec.Mounts = mounts
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := os.Symlink("/proc/sys/kernel/core_pattern", filepath.Join(rootfs, "dev/null")); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Linux.MaskedPaths = []string{"/proc/cpuinfo"}
+	out, code := e.run("devnull")
+	if code != 0 || !strings.Contains(out, "1:3") || !strings.Contains(out, "core-ok") {
+		t.Fatalf("masked /proc/cpuinfo is not the null device (exit %d): %q", code, out)
+	}
+}
+
+// CVE-2021-30465: a mount destination that is a symlink out of the rootfs is
+// resolved inside it.
+func TestCVE_2021_30465_SymlinkMountDestinationStaysInRootfs(t *testing.T) {
+	canary := t.TempDir()
+	if err := os.WriteFile(filepath.Join(canary, "canary"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sh", "-c", "stat -f -c %T /escape/; ls /escape/")
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := os.Symlink("/../../../../../../../.."+canary, filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/escape", Type: "tmpfs", Source: "tmpfs"})
+	out, code := e.run("escape")
+	if code != 0 || !strings.Contains(out, "tmpfs") || strings.Contains(out, "canary") {
+		t.Fatalf("mount through a symlink: exit %d, output %q", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, canary)); err != nil {
+		t.Fatalf("the symlink's target was not created inside the rootfs: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(canary, "canary")); err != nil || string(data) != "host" {
+		t.Fatalf("host canary changed: %q %v", data, err)
+	}
+}
+
+// CVE-2019-19921: /proc replaced by a symlink must make create fail.
+func TestCVE_2019_19921_ProcSymlinkIsRefused(t *testing.T) {
+	e := newEnv(t, "true")
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := os.Remove(filepath.Join(rootfs, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/evil", filepath.Join(rootfs, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	e.write("procsym")
+	out, err := e.runtime("create", "--bundle", e.bundle, "procsym")
+	if err == nil || !strings.Contains(out, "symlink") {
+		t.Fatalf("create with /proc a symlink: err %v, output %q", err, out)
+	}
+}
+
+// CVE-2022-29162: no inheritable capabilities unless the config asks for them.
+func TestCVE_2022_29162_NoInheritableCapabilities(t *testing.T) {
+	for _, uid := range []uint32{0, 1000} {
+		e := newEnv(t, "sh", "-c", "grep -E '^Cap(Inh|Amb)' /proc/self/status")
+		e.spec.Process.User.UID, e.spec.Process.User.GID = uid, uid
+		id := "inh" + strconv.Itoa(int(uid))
+		out, code := e.run(id)
+		if code != 0 || strings.Count(out, "0000000000000000") != 2 {
+			t.Fatalf("uid %d: inheritable/ambient caps not empty (exit %d): %q", uid, code, out)
+		}
+	}
+}
