@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +27,17 @@ func cmdRun(g *globals, args []string) error {
 		return err
 	}
 	rt := g.runtime()
+	var relay *ttyRelay
+	if cf.consoleSocket == "" && wantsTerminal(cf.bundle) {
+		if detach {
+			return fmt.Errorf("run: cannot allocate a terminal for a detached container without --console-socket")
+		}
+		if relay, err = newTTYRelay(); err != nil {
+			return err
+		}
+		defer relay.close()
+		cf.consoleSocket = relay.path()
+	}
 	// Catch signals from the start: they are forwarded to the container once it runs.
 	sigc := make(chan os.Signal, 16)
 	if !detach {
@@ -35,6 +47,12 @@ func cmdRun(g *globals, args []string) error {
 	init, err := rt.Create(cf.options(id))
 	if err != nil {
 		return err
+	}
+	if relay != nil {
+		if err := relay.start(); err != nil {
+			_ = rt.Delete(id, true)
+			return err
+		}
 	}
 	if err := rt.Start(id); err != nil {
 		_ = rt.Delete(id, true)
@@ -57,6 +75,9 @@ func cmdRun(g *globals, args []string) error {
 			}
 			_ = init.Process.Signal(sig)
 		case ps := <-done:
+			if relay != nil {
+				relay.drain()
+			}
 			code := 255
 			if ps != nil {
 				ws := ps.Sys().(syscall.WaitStatus)

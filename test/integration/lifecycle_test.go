@@ -296,3 +296,17 @@ func TestSeccompWorksWithALowAddressSpaceLimit(t *testing.T) {
 		t.Fatalf("exit %d, output %q: want RLIMIT_AS 1048576 KiB and mkdir denied", code, out)
 	}
 }
+
+// `run` of a terminal container without --console-socket relays the pty itself, as runc does.
+func TestRunWithTerminalAndNoConsoleSocketRelaysThePty(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "tty; echo via-pty")
+	e.spec.Process.Terminal = true
+	out, code := e.run("runtty")
+	if code != 0 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "via-pty") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	e.write("runtty-d")
+	if _, err := e.runtime("run", "-d", "--bundle", e.bundle, "runtty-d"); err == nil {
+		t.Fatal("run -d of a terminal container without --console-socket succeeded")
+	}
+}
