@@ -29,8 +29,8 @@ func wantsTerminal(bundle string) bool {
 // ttyRelay is `run` of a terminal container without --console-socket: like runc,
 // hull-runtime receives the pty master itself and relays its own stdio.
 type ttyRelay struct {
-	dir    string
-	ln     *net.UnixListener
+	dir     string
+	ln      *net.UnixListener
 	master  chan *os.File
 	saved   *unix.Termios
 	outDone chan struct{}

@@ -20,7 +20,7 @@ const Busybox = "/bin/busybox"
 var applets = []string{
 	"sh", "true", "false", "echo", "cat", "ls", "sleep", "id", "mount", "hostname", "ps", "kill",
 	"touch", "mkdir", "rm", "stat", "readlink", "grep", "head", "wc", "env", "test", "[", "printf",
-	"umask", "nproc", "ulimit", "domainname", "sysctl", "cut", "tr", "uname", "ln", "chmod", "dd", "mknod",
+	"umask", "nproc", "ulimit", "domainname", "sysctl", "cut", "tr", "uname", "ln", "chmod", "dd", "mknod", "tail",
 }
 
 // Rootfs makes a busybox root filesystem in dir.
