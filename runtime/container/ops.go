@@ -10,6 +10,7 @@ import (
 
 	"github.com/hull-runtime/hull/runtime/cgroups"
 	"github.com/hull-runtime/hull/runtime/hooks"
+	"github.com/hull-runtime/hull/runtime/initproc"
 	"github.com/hull-runtime/hull/runtime/state"
 )
 
@@ -97,7 +98,8 @@ func (rt *Runtime) releaseFifo(c *state.Container) error {
 	}
 	defer unix.Close(fd)
 	got := false
-	buf := make([]byte, 16)
+	var extra []byte // after the release byte: an error from the init, if any
+	buf := make([]byte, 4096)
 	for {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 100)
@@ -108,15 +110,21 @@ func (rt *Runtime) releaseFifo(c *state.Container) error {
 			r, err := unix.Read(fd, buf)
 			switch {
 			case r > 0:
+				data := buf[:r]
 				if !got {
 					got = true
+					data = data[1:]
 					// The fifo is consumed: from now on the container counts as started.
 					if err := os.Remove(path); err != nil {
 						return fmt.Errorf("remove exec fifo of %s: %w", c.ID, err)
 					}
 				}
+				extra = append(extra, data...)
 				continue
 			case r == 0 && got:
+				if len(extra) > 0 && extra[0] == initproc.StartFailed {
+					return fmt.Errorf("container %s failed to start: %s", c.ID, extra[1:])
+				}
 				return nil
 			case r == 0 || errors.Is(err, unix.EAGAIN):
 				// No writer yet (POLLHUP before the init opened its end): keep waiting.

@@ -85,8 +85,10 @@ func (p *initProc) waitStart() error {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	// fd stays open (close-on-exec): `start` sees EOF only once execve has
-	// happened (or the init died), so poststart hooks run after the exec.
+	// happened (or the init died), so poststart hooks run after the exec; a
+	// failure before the exec is written there for `start` to report.
 	unix.Close(p.fifoFd)
+	p.fifoFd = fd
 	return nil
 }
 

@@ -54,6 +54,8 @@ func Main() {
 		os.Exit(0)
 	}
 	err = p.finalizeAndExec()
+	// `start` is still reading the fifo: it reports this as its own error.
+	_, _ = unix.Write(p.fifoFd, append([]byte{StartFailed}, err.Error()...))
 	fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
 	os.Exit(127)
 }
@@ -78,7 +80,7 @@ type initProc struct {
 	dec *json.Decoder
 
 	procFd  int      // O_PATH fd of the host /proc, valid after pivot_root
-	fifoFd  int      // O_PATH fd of the exec fifo
+	fifoFd  int      // O_PATH fd of the exec fifo; after start, its write end
 	console *os.File // pty slave when process.terminal
 	exePath string   // container path of the program, resolved before start
 	// seccomp is compiled during setup: errors surface at create, and nothing

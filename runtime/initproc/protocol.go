@@ -37,6 +37,10 @@ type Config struct {
 	InUserNS bool `json:"in_userns,omitempty"`
 }
 
+// StartFailed prefixes the error an init writes into the exec fifo when it
+// fails between `start` and execve (startContainer hooks, user, caps, exec).
+const StartFailed = 0x01
+
 // Message types.
 const (
 	MsgConfig  = "config"  // parent -> init: Config

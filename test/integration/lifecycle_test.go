@@ -310,3 +310,16 @@ func TestRunWithTerminalAndNoConsoleSocketRelaysThePty(t *testing.T) {
 		t.Fatal("run -d of a terminal container without --console-socket succeeded")
 	}
 }
+
+// runtime-spec: a failing startContainer hook makes start fail and stops the container.
+func TestFailingStartContainerHookFailsStart(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.spec.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo start-hook-failed >&2; exit 1"}}}}
+	e.write("sc")
+	e.must("create", "--bundle", e.bundle, "sc")
+	out, err := e.runtime("start", "sc")
+	if err == nil || !strings.Contains(out, "start-hook-failed") {
+		t.Fatalf("start with a failing startContainer hook: err %v, output %q", err, out)
+	}
+	e.waitStatus("sc", "stopped")
+}
