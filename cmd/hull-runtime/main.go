@@ -73,6 +73,7 @@ func verbs() map[string]verb {
 		"create":   cmdCreate,
 		"start":    cmdStart,
 		"run":      cmdRun,
+		"exec":     cmdExec,
 		"state":    cmdState,
 		"kill":     cmdKill,
 		"delete":   cmdDelete,

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 func cmdRun(g *globals, args []string) error {
@@ -61,42 +58,11 @@ func cmdRun(g *globals, args []string) error {
 	if detach {
 		return init.Process.Release()
 	}
-	done := make(chan *os.ProcessState, 1)
-	go func() {
-		ps, _ := init.Process.Wait()
-		done <- ps
-	}()
-	for {
-		select {
-		case s := <-sigc:
-			sig, ok := s.(unix.Signal)
-			if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
-				continue
-			}
-			_ = init.Process.Signal(sig)
-		case ps := <-done:
-			if relay != nil {
-				relay.drain()
-			}
-			code := 255
-			if ps != nil {
-				ws := ps.Sys().(syscall.WaitStatus)
-				switch {
-				case ws.Exited():
-					code = ws.ExitStatus()
-				case ws.Signaled():
-					code = 128 + int(ws.Signal())
-				}
-			}
-			if !keep {
-				if err := rt.Delete(id, true); err != nil {
-					g.log.Warn("delete after run", "id", id, "err", err)
-				}
-			}
-			if code != 0 {
-				return exitError(code)
-			}
-			return nil
+	err = waitForwarding(init.Process, sigc, relay)
+	if !keep {
+		if derr := rt.Delete(id, true); derr != nil {
+			g.log.Warn("delete after run", "id", id, "err", derr)
 		}
 	}
+	return err
 }

@@ -130,20 +130,34 @@ func (r *rootfs) bindHostDevice(parent int, base, p string) error {
 }
 
 // setupConsole creates a pty in the container's devpts, sends its master to the
-// console socket, binds the slave over /dev/console and makes it the controlling
-// terminal and stdio.
+// console socket, binds the slave over /dev/console and returns the slave, to
+// become the controlling terminal and stdio.
 func (r *rootfs) setupConsole() (*os.File, error) {
-	sockFd, err := fdFromEnv(EnvConsoleFd)
-	if err != nil {
-		return nil, fmt.Errorf("process.terminal is set but no console socket was passed: %w", err)
-	}
-	defer unix.Close(sockFd)
 	how := unix.OpenHow{Flags: unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
 	master, err := unix.Openat2(r.fd, "dev/pts/ptmx", &how)
 	if err != nil {
 		return nil, fmt.Errorf("process.terminal: open /dev/pts/ptmx (is devpts mounted on /dev/pts?): %w", err)
 	}
+	slave, err := newPty(master, r.cfg.Spec.Process.ConsoleSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.bindConsole(int(slave.Fd())); err != nil {
+		slave.Close()
+		return nil, err
+	}
+	return slave, nil
+}
+
+// newPty takes a freshly opened ptmx, checks it is on devpts, sends it to the
+// console socket and returns the slave. It closes master.
+func newPty(master int, size *specs.Box) (*os.File, error) {
 	defer unix.Close(master)
+	sockFd, err := fdFromEnv(EnvConsoleFd)
+	if err != nil {
+		return nil, fmt.Errorf("process.terminal is set but no console socket was passed: %w", err)
+	}
+	defer unix.Close(sockFd)
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(master, &sfs); err != nil || sfs.Type != unix.DEVPTS_SUPER_MAGIC {
 		return nil, errors.New("process.terminal: /dev/pts/ptmx is not on devpts")
@@ -160,16 +174,12 @@ func (r *rootfs) setupConsole() (*os.File, error) {
 		return nil, fmt.Errorf("open pty peer: %w", errno)
 	}
 	slave := os.NewFile(slaveFd, fmt.Sprintf("/dev/pts/%d", n))
-	if ps := r.cfg.Spec.Process.ConsoleSize; ps != nil {
-		_ = unix.IoctlSetWinsize(int(slaveFd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(ps.Height), Col: uint16(ps.Width)})
+	if size != nil {
+		_ = unix.IoctlSetWinsize(int(slaveFd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)})
 	}
 	if err := unix.Sendmsg(sockFd, []byte(slave.Name()), unix.UnixRights(master), nil, 0); err != nil {
 		slave.Close()
 		return nil, fmt.Errorf("send pty master to console socket: %w", err)
-	}
-	if err := r.bindConsole(int(slaveFd)); err != nil {
-		slave.Close()
-		return nil, err
 	}
 	return slave, nil
 }

@@ -33,8 +33,15 @@ func Main() {
 	}
 
 	var msg Message
-	if err := dec.Decode(&msg); err != nil || msg.Type != MsgConfig || msg.Config == nil {
+	if err := dec.Decode(&msg); err != nil {
 		fail(fmt.Errorf("read config from parent: %v", err))
+	}
+	if msg.Type == MsgExec && msg.Exec != nil {
+		// The sync socket is close-on-exec: EOF tells the parent the exec happened.
+		fail(execProcess(msg.Exec))
+	}
+	if msg.Type != MsgConfig || msg.Config == nil {
+		fail(fmt.Errorf("unexpected first message %q from parent", msg.Type))
 	}
 	p := &initProc{cfg: msg.Config, enc: enc, dec: dec}
 	if err := p.setup(); err != nil {
@@ -110,8 +117,8 @@ func (p *initProc) setup() error {
 		}
 	}
 	if spec.Process != nil && spec.Process.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*spec.Process.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("process.oomScoreAdj: write /proc/self/oom_score_adj: %w", err)
+		if err := writeOOMScoreAdj(*spec.Process.OOMScoreAdj); err != nil {
+			return err
 		}
 	}
 	if spec.Hostname != "" {
@@ -179,4 +186,13 @@ func (p *initProc) setup() error {
 		}
 	}
 	return p.resolveExec()
+}
+
+// writeOOMScoreAdj goes through the host's /proc (valid before pivot_root; for
+// exec, through "/proc/self" which procfs resolves for the caller).
+func writeOOMScoreAdj(v int) error {
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v)), 0); err != nil {
+		return fmt.Errorf("process.oomScoreAdj: write /proc/self/oom_score_adj: %w", err)
+	}
+	return nil
 }

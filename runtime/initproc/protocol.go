@@ -41,8 +41,19 @@ type Config struct {
 // fails between `start` and execve (startContainer hooks, user, caps, exec).
 const StartFailed = 0x01
 
+// ExecConfig is the first message of an `exec`: the init has already joined the
+// container's namespaces (nsenter constructor) and the parent has put it into
+// the container's cgroup.
+type ExecConfig struct {
+	ID          string              `json:"id"`
+	Process     *specs.Process      `json:"process"`
+	Seccomp     *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	PreserveFds int                 `json:"preserve_fds,omitempty"`
+}
+
 // Message types.
 const (
+	MsgExec    = "exec"    // parent -> init: ExecConfig
 	MsgConfig  = "config"  // parent -> init: Config
 	MsgHooks   = "hooks"   // init -> parent: run prestart and createRuntime hooks now
 	MsgHooksOK = "hooksok" // parent -> init: done; State holds the state for createContainer hooks
@@ -54,6 +65,7 @@ const (
 type Message struct {
 	Type   string       `json:"type"`
 	Config *Config      `json:"config,omitempty"`
+	Exec   *ExecConfig  `json:"exec,omitempty"`
 	State  *specs.State `json:"state,omitempty"`
 	Error  string       `json:"error,omitempty"`
 }

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void die(const char *what, const char *arg) {
@@ -17,6 +19,7 @@ static void die(const char *what, const char *arg) {
 void hull_nsenter(void) {
 	const char *spec = getenv("_HULL_NSENTER");
 	const char *unsh = getenv("_HULL_UNSHARE");
+	const char *pidfd = getenv("_HULL_FORK_PIDFD");
 	if (spec != NULL && *spec != '\0') {
 		char *list = strdup(spec);
 		if (list == NULL)
@@ -44,5 +47,23 @@ void hull_nsenter(void) {
 		if (flags != 0 && unshare(flags) < 0)
 			die("unshare", unsh);
 		unsetenv("_HULL_UNSHARE");
+	}
+	if (pidfd != NULL && *pidfd != '\0') {
+		// A joined pid namespace applies to children only: fork once. With
+		// CLONE_PARENT the child belongs to our parent (hull-runtime exec),
+		// which can wait for it; we report its pid and leave.
+		int out = atoi(pidfd);
+		unsetenv("_HULL_FORK_PIDFD");
+		pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		if (child < 0)
+			die("fork into the container's pid namespace", "");
+		if (child > 0) {
+			char buf[32];
+			int n = snprintf(buf, sizeof(buf), "%d\n", (int)child);
+			if (write(out, buf, (size_t)n) != n)
+				_exit(1);
+			_exit(0);
+		}
+		close(out);
 	}
 }

@@ -20,3 +20,8 @@ const EnvJoin = "_HULL_NSENTER"
 // EnvUnshare names the variable holding clone flags (decimal) to unshare after
 // joining, for new namespaces that must be owned by a joined user namespace.
 const EnvUnshare = "_HULL_UNSHARE"
+
+// EnvForkPidFd names the variable holding an fd: when set, the constructor forks
+// (CLONE_PARENT) after joining, writes the child's pid to that fd and exits;
+// the child goes on to run Go.
+const EnvForkPidFd = "_HULL_FORK_PIDFD"

@@ -1,0 +1,220 @@
+package container
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hull-runtime/hull/runtime/exeseal"
+	"github.com/hull-runtime/hull/runtime/initproc"
+	"github.com/hull-runtime/hull/runtime/nsenter"
+	"github.com/hull-runtime/hull/runtime/state"
+)
+
+// ExecOptions are the flags of `exec` that are not part of the process.
+type ExecOptions struct {
+	ID            string
+	Process       *specs.Process
+	PidFile       string
+	ConsoleSocket string
+	PreserveFds   int
+	// SubCgroup is --cgroup: a sub-cgroup (v2) of the container to put the process in.
+	SubCgroup string
+	Stdin     *os.File
+	Stdout    *os.File
+	Stderr    *os.File
+}
+
+// nsOrder is the order namespaces are joined in: user first, so that the
+// others are joined with the capabilities it grants; mnt last but one.
+var nsOrder = []struct {
+	typ  specs.LinuxNamespaceType
+	proc string
+}{
+	{specs.UserNamespace, "user"}, {specs.IPCNamespace, "ipc"}, {specs.UTSNamespace, "uts"},
+	{specs.NetworkNamespace, "net"}, {specs.PIDNamespace, "pid"}, {specs.CgroupNamespace, "cgroup"},
+	{specs.TimeNamespace, "time"}, {specs.MountNamespace, "mnt"},
+}
+
+// Exec starts a process inside a running container and returns it; the caller
+// waits for it (it is our child) or releases it.
+func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
+	c, unlock, err := rt.load(o.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	switch st := rt.Status(c); st {
+	case state.Running:
+	case state.Paused:
+		return nil, fmt.Errorf("cannot exec in container %s: it is paused (resume it first)", o.ID)
+	default:
+		return nil, fmt.Errorf("cannot exec in container %s: it is %s, not running", o.ID, st)
+	}
+	if o.Process == nil || len(o.Process.Args) == 0 {
+		return nil, errors.New("exec: no command given")
+	}
+	if o.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, errors.New("exec: --tty needs --console-socket")
+	}
+	if !o.Process.Terminal && o.ConsoleSocket != "" {
+		return nil, errors.New("exec: --console-socket given without --tty")
+	}
+	cg, err := rt.cgroup(c)
+	if err != nil {
+		return nil, err
+	}
+
+	// The namespaces of the container's init that differ from ours.
+	var joins []string
+	for _, ns := range nsOrder {
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, ns.proc))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // kernel without this namespace type
+			}
+			return nil, fmt.Errorf("container %s: read namespace %s of init %d: %w", o.ID, ns.proc, c.Pid, err)
+		}
+		ours, _ := os.Readlink("/proc/self/ns/" + ns.proc)
+		if theirs != ours {
+			joins = append(joins, fmt.Sprintf("%s:/proc/%d/ns/%s", ns.proc, c.Pid, ns.proc))
+		}
+	}
+	// The init must still be the recorded one now that we hold its ns paths.
+	if !c.Alive() {
+		return nil, fmt.Errorf("cannot exec in container %s: its init exited", o.ID)
+	}
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync socketpair: %w", err)
+	}
+	parentSock, childSock := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pidR.Close()
+	defer pidW.Close()
+
+	exe, err := exeseal.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:   []string{"hull-runtime", "init"},
+		Stdin:  o.Stdin,
+		Stdout: o.Stdout,
+		Stderr: o.Stderr,
+	}
+	for i := 0; i < o.PreserveFds; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	addFd := func(f *os.File) string {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		return strconv.Itoa(2 + len(cmd.ExtraFiles))
+	}
+	cmd.Env = []string{
+		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0",
+		initproc.EnvSyncFd + "=" + addFd(childSock),
+		nsenter.EnvForkPidFd + "=" + addFd(pidW),
+		nsenter.EnvJoin + "=" + strings.Join(joins, ","),
+	}
+	if o.ConsoleSocket != "" {
+		conn, err := dialConsole(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		cmd.Env = append(cmd.Env, initproc.EnvConsoleFd+"="+addFd(conn))
+	}
+	// The intermediate joins the namespaces, forks the real process (our child,
+	// through CLONE_PARENT), reports its pid and exits.
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("exec in container %s: join its namespaces: %w", o.ID, err)
+	}
+	childSock.Close()
+	pidW.Close()
+	line, err := bufio.NewReader(pidR).ReadString('\n')
+	pid, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil || pid <= 0 {
+		return nil, fmt.Errorf("exec in container %s: no pid from the namespace helper (%v)", o.ID, err)
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = proc.Kill()
+			_, _ = proc.Wait()
+		}
+	}()
+	if o.SubCgroup != "" {
+		if err := addToSubCgroup(cg.Paths(), o.SubCgroup, pid); err != nil {
+			return nil, err
+		}
+	} else if err := cg.AddPid(pid); err != nil {
+		return nil, err
+	}
+
+	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds}
+	if c.Config.Linux != nil {
+		xc.Seccomp = c.Config.Linux.Seccomp
+	}
+	if err := json.NewEncoder(parentSock).Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
+		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
+	}
+	// EOF without a message: the sync socket was closed by a successful execve.
+	var msg initproc.Message
+	if err := json.NewDecoder(parentSock).Decode(&msg); err == nil {
+		if msg.Type == initproc.MsgError {
+			return nil, fmt.Errorf("exec in container %s: %s", o.ID, msg.Error)
+		}
+		return nil, fmt.Errorf("exec in container %s: unexpected message %q", o.ID, msg.Type)
+	} else if !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("exec in container %s: %w", o.ID, err)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	return proc, nil
+}
+
+// addToSubCgroup is exec --cgroup: on v2 a sub-cgroup of the container's; on
+// v1, "controller:path" pairs or a path for every controller.
+func addToSubCgroup(paths map[string]string, sub string, pid int) error {
+	if strings.Contains(sub, "..") {
+		return fmt.Errorf("--cgroup %s: must stay below the container's cgroup", sub)
+	}
+	for key, dir := range paths {
+		target := sub
+		if ctrl, p, ok := strings.Cut(sub, ":"); ok {
+			if ctrl != key {
+				continue
+			}
+			target = p
+		}
+		d := filepath.Join(dir, target)
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("--cgroup %s: add pid %d to %s: %w", sub, pid, d, err)
+		}
+	}
+	return nil
+}
