@@ -93,6 +93,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	if !terminal && o.ConsoleSocket != "" {
 		return nil, errors.New("--console-socket given but process.terminal is false in config.json")
 	}
+	if spec.Linux.IntelRdt != nil {
+		if _, err := os.Stat("/sys/fs/resctrl/schemata"); err != nil {
+			return nil, errors.New("config.json: linux.intelRdt: Intel RDT is not available on this host (resctrl is not mounted at /sys/fs/resctrl)")
+		}
+		return nil, errors.New("config.json: linux.intelRdt: Intel RDT is not supported by hull-runtime yet")
+	}
 	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: withDefaultDeviceRules(spec)})
 	if err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
@@ -219,7 +225,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			// Unshared by the init once it is in its cgroup, so that cgroup is the root.
 			icfg.NewCgroupNS = true
 		case specs.TimeNamespace:
-			return nil, errors.New("config.json: linux.namespaces: creating a time namespace is not supported yet")
+			icfg.NewTimeNS = true
 		case specs.UserNamespace:
 			attr.Cloneflags |= unix.CLONE_NEWUSER
 			icfg.InUserNS = true

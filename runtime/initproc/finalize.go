@@ -111,6 +111,22 @@ func (p *initProc) finalizeAndExec() error {
 			return err
 		}
 	}
+	// Before the uid change and capability drop: real-time policies and I/O
+	// classes may need CAP_SYS_NICE / CAP_SYS_ADMIN.
+	if err := setScheduler(proc.Scheduler); err != nil {
+		return err
+	}
+	if err := setIOPriority(proc.IOPriority); err != nil {
+		return err
+	}
+	if lx := spec.Linux; lx != nil {
+		if err := setPersonality(lx.Personality); err != nil {
+			return err
+		}
+		if err := setMemoryPolicy(lx.MemoryPolicy); err != nil {
+			return err
+		}
+	}
 	if proc.User.Umask != nil {
 		unix.Umask(int(*proc.User.Umask))
 	} else {

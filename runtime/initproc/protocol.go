@@ -30,6 +30,9 @@ type Config struct {
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// NewCgroupNS asks the init to unshare a cgroup namespace once it is in its cgroup.
 	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
+	// NewTimeNS asks the init to unshare a time namespace (clone(2) cannot) and
+	// write linux.timeOffsets; the container process enters it at execve.
+	NewTimeNS bool `json:"new_timens,omitempty"`
 	// NoMountNS: the container shares the runtime's mount namespace; no mounts,
 	// only a chroot into the rootfs.
 	NoMountNS bool `json:"no_mountns,omitempty"`

@@ -323,3 +323,30 @@ func TestFailingStartContainerHookFailsStart(t *testing.T) {
 	}
 	e.waitStatus("sc", "stopped")
 }
+
+func TestProcessAttributesReachTheContainerProcess(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "grep -E '^policy' /proc/self/sched; uname -m; cat /proc/uptime")
+	e.spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 5}
+	e.spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE}
+	e.spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: "time"})
+	e.spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	out, code := e.run("attrs")
+	if code != 0 {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	if lines := strings.Split(out, "\n"); len(strings.Fields(lines[0])) != 3 || strings.Fields(lines[0])[2] != "3" {
+		t.Errorf("scheduler policy not SCHED_BATCH (3): %q", out)
+	}
+	if !strings.Contains(out, "i686") {
+		t.Errorf("personality LINUX32 not applied (uname -m): %q", out)
+	}
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("output %q", out)
+	}
+	up, err := strconv.ParseFloat(f[len(f)-2], 64)
+	if err != nil || up < 86400*365 {
+		t.Errorf("boottime offset not applied: uptime %q", f[len(f)-2])
+	}
+}
