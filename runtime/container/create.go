@@ -188,12 +188,18 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		initproc.EnvFifoFd + "=" + addFd(fifoPath),
 	}
 	if o.ConsoleSocket != "" {
-		conn, err := dialConsole(o.ConsoleSocket)
+		conn, err := dialUnix("--console-socket", o.ConsoleSocket)
 		if err != nil {
 			return nil, err
 		}
 		defer conn.Close()
 		cmd.Env = append(cmd.Env, initproc.EnvConsoleFd+"="+addFd(conn))
+	}
+
+	if conn, err := addSeccompListener(spec.Linux.Seccomp, cmd, addFd); err != nil {
+		return nil, err
+	} else if conn != nil {
+		defer conn.Close()
 	}
 
 	icfg := &initproc.Config{
@@ -375,17 +381,33 @@ func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
 	return <-errc
 }
 
-func dialConsole(path string) (*os.File, error) {
+// dialUnix connects to a unix socket and returns the connection as a file to
+// pass to the init; what names the option for errors.
+func dialUnix(what, path string) (*os.File, error) {
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	f, err := conn.File()
 	conn.Close()
 	if err != nil {
-		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return f, nil
+}
+
+// addSeccompListener connects to linux.seccomp.listenerPath when the profile
+// notifies; the init sends the notify fd over this connection.
+func addSeccompListener(sc *specs.LinuxSeccomp, cmd *exec.Cmd, addFd func(*os.File) string) (*os.File, error) {
+	if sc == nil || sc.ListenerPath == "" {
+		return nil, nil
+	}
+	conn, err := dialUnix("linux.seccomp.listenerPath", sc.ListenerPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(cmd.Env, initproc.EnvSeccompFd+"="+addFd(conn))
+	return conn, nil
 }
 
 func writePidFile(path string, pid int) error {

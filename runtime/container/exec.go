@@ -135,12 +135,21 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		nsenter.EnvJoin + "=" + strings.Join(joins, ","),
 	}
 	if o.ConsoleSocket != "" {
-		conn, err := dialConsole(o.ConsoleSocket)
+		conn, err := dialUnix("--console-socket", o.ConsoleSocket)
 		if err != nil {
 			return nil, err
 		}
 		defer conn.Close()
 		cmd.Env = append(cmd.Env, initproc.EnvConsoleFd+"="+addFd(conn))
+	}
+	var seccompCfg *specs.LinuxSeccomp
+	if c.Config.Linux != nil {
+		seccompCfg = c.Config.Linux.Seccomp
+	}
+	if conn, err := addSeccompListener(seccompCfg, cmd, addFd); err != nil {
+		return nil, err
+	} else if conn != nil {
+		defer conn.Close()
 	}
 	// The intermediate joins the namespaces, forks the real process (our child,
 	// through CLONE_PARENT), reports its pid and exits.
@@ -172,10 +181,8 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, err
 	}
 
-	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds}
-	if c.Config.Linux != nil {
-		xc.Seccomp = c.Config.Linux.Seccomp
-	}
+	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds, Seccomp: seccompCfg,
+		State: c.OCIState(state.Running), Pid: pid}
 	if err := json.NewEncoder(parentSock).Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
 		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
 	}

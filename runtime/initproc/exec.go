@@ -21,7 +21,9 @@ func execProcess(x *ExecConfig) error {
 			Process: x.Process,
 			Linux:   &specs.Linux{Seccomp: x.Seccomp},
 		}},
-		fifoFd: -1,
+		fifoFd:      -1,
+		notifyState: x.State,
+		notifyPid:   x.Pid,
 	}
 	if x.Process.Terminal {
 		// We are in the container's mount namespace, at its root.

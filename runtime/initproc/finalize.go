@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -168,8 +169,8 @@ func (p *initProc) finalizeAndExec() error {
 	if p.seccomp != nil && !proc.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while
 		// still privileged, as runc does.
-		if _, err := p.seccomp.Load(); err != nil {
-			return fmt.Errorf("linux.seccomp: %w", err)
+		if err := p.loadSeccomp(); err != nil {
+			return err
 		}
 	}
 	if err := setUser(proc.User); err != nil {
@@ -185,8 +186,8 @@ func (p *initProc) finalizeAndExec() error {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
 		if p.seccomp != nil {
-			if _, err := p.seccomp.Load(); err != nil {
-				return fmt.Errorf("linux.seccomp: %w", err)
+			if err := p.loadSeccomp(); err != nil {
+				return err
 			}
 		}
 	}
@@ -261,6 +262,41 @@ func setUser(u specs.User) error {
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
 		return fmt.Errorf("process.user.uid %d: setresuid: %w", u.UID, e)
+	}
+	return nil
+}
+
+// loadSeccomp installs the compiled filter and, for SCMP_ACT_NOTIFY, sends the
+// notify fd with the container's state to the listener, as runc does.
+func (p *initProc) loadSeccomp() error {
+	fd, err := p.seccomp.Load()
+	if err != nil {
+		return fmt.Errorf("linux.seccomp: %w", err)
+	}
+	if fd < 0 {
+		return nil
+	}
+	defer unix.Close(fd)
+	conn, err := fdFromEnv(EnvSeccompFd)
+	if err != nil {
+		return fmt.Errorf("linux.seccomp.listenerPath: no connection to the listener: %w", err)
+	}
+	defer unix.Close(conn)
+	msg := specs.ContainerProcessState{
+		Version:  specs.Version,
+		Fds:      []string{specs.SeccompFdName},
+		Pid:      p.notifyPid,
+		Metadata: p.cfg.Spec.Linux.Seccomp.ListenerMetadata,
+	}
+	if p.notifyState != nil {
+		msg.State = *p.notifyState
+	}
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("linux.seccomp: encode listener message: %w", err)
+	}
+	if err := unix.Sendmsg(conn, data, unix.UnixRights(fd), nil, 0); err != nil {
+		return fmt.Errorf("linux.seccomp.listenerPath: send notify fd: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/runtime/seccomp"
@@ -93,6 +94,10 @@ type initProc struct {
 	// seccomp is compiled during setup: errors surface at create, and nothing
 	// needs to allocate after process.rlimits (RLIMIT_AS) are applied.
 	seccomp *seccomp.Program
+	// notifyState is sent with a seccomp notify fd (the container state and
+	// the process's host pid).
+	notifyState *specs.State
+	notifyPid   int
 }
 
 func (p *initProc) setup() error {
@@ -167,6 +172,7 @@ func (p *initProc) setup() error {
 	if msg.Type != MsgHooksOK {
 		return fmt.Errorf("parent aborted the create: %s", msg.Error)
 	}
+	p.notifyState, p.notifyPid = msg.State, msg.State.Pid
 	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
 		if err := runHooks("createContainer", spec.Hooks.CreateContainer, msg.State); err != nil {
 			return err

@@ -14,6 +14,9 @@ const (
 	EnvFifoFd    = "_HULL_FIFO_FD"
 	EnvConsoleFd = "_HULL_CONSOLE_FD"
 	EnvLogLevel  = "_HULL_LOG_LEVEL"
+	// EnvSeccompFd is a connection to linux.seccomp.listenerPath, made by the
+	// parent (the path is on the host), that receives the notify fd.
+	EnvSeccompFd = "_HULL_SECCOMP_FD"
 )
 
 // Config is everything the init needs, sent by the parent as the first message.
@@ -52,6 +55,10 @@ type ExecConfig struct {
 	Process     *specs.Process      `json:"process"`
 	Seccomp     *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 	PreserveFds int                 `json:"preserve_fds,omitempty"`
+	// State and Pid are sent with the seccomp notify fd: the container's state
+	// and the host pid of the exec'd process.
+	State *specs.State `json:"state,omitempty"`
+	Pid   int          `json:"pid,omitempty"`
 }
 
 // Message types.

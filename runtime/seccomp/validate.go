@@ -132,10 +132,11 @@ func Validate(c *specs.LinuxSeccomp) error {
 		if sc.Action == specs.ActNotify {
 			notify = true
 			for j, name := range sc.Names {
-				// As in runc: the runtime writes the listener fd out after
-				// loading the filter, which must not block on the agent.
-				if name == "write" {
-					bad(fmt.Sprintf("%s.names[%d]", path, j), "%s cannot be used for write", specs.ActNotify)
+				// The runtime sends the notify fd to the listener with
+				// sendmsg(2) after loading the filter, and writes errors with
+				// write(2): neither may wait on the agent that has no fd yet.
+				if name == "write" || name == "sendmsg" {
+					bad(fmt.Sprintf("%s.names[%d]", path, j), "%s cannot be used for %s", specs.ActNotify, name)
 				}
 			}
 		}
