@@ -296,6 +296,9 @@ func (r *rootfs) createInRoot(p string, dir bool) (int, error) {
 func (r *rootfs) mount(m specs.Mount) error {
 	dest := path.Clean("/" + m.Destination)
 	opts := rspec.ParseMountOptions(m.Options)
+	if err := checkProcMount(m, dest); err != nil {
+		return err
+	}
 	if isBind(m) {
 		return r.mountBind(m, dest, opts)
 	}
@@ -323,9 +326,14 @@ func (r *rootfs) mount(m specs.Mount) error {
 		err = unix.Mount(m.Source, fdPath(fd), m.Type, opts.Flags, opts.Data)
 		if err != nil && m.Type == "sysfs" && r.cfg.InUserNS && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 			// A user namespace without its own network namespace may not mount sysfs:
-			// bind the host's, as runc does.
+			// bind the host's, as runc does. A read-only sysfs stays read-only all the
+			// way down: the host's /sys/fs/cgroup below it must not be writable
+			// (CVE-2023-25809).
 			m2 := m
 			m2.Source, m2.Type, m2.Options = "/sys", "bind", append([]string{"rbind"}, m.Options...)
+			if opts.Flags&unix.MS_RDONLY != 0 {
+				m2.Options = append(m2.Options, "rro")
+			}
 			return r.mountBind(m2, dest, rspec.ParseMountOptions(m2.Options))
 		}
 		if err != nil {
@@ -618,6 +626,31 @@ func applySysctls(sysctls map[string]string) error {
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
 			return fmt.Errorf("linux.sysctl %s=%s: %w", k, v, err)
 		}
+	}
+	return nil
+}
+
+// procSafeFiles may be bind-mounted over their /proc counterparts (lxcfs does).
+var procSafeFiles = map[string]bool{
+	"/proc/cpuinfo": true, "/proc/diskstats": true, "/proc/meminfo": true, "/proc/stat": true,
+	"/proc/swaps": true, "/proc/uptime": true, "/proc/loadavg": true, "/proc/slabinfo": true,
+	"/proc/net/dev": true, "/proc/sys/kernel/ns_last_pid": true,
+}
+
+// checkProcMount refuses to cover /proc, or anything below it, with something
+// other than procfs, so that an image cannot hide the kernel's view of the
+// process behind its own files (CVE-2019-16884).
+func checkProcMount(m specs.Mount, dest string) error {
+	switch {
+	case dest == "/proc":
+		if m.Type != "proc" {
+			return fmt.Errorf("%s over /proc is refused: only procfs may be mounted there", m.Type)
+		}
+	case strings.HasPrefix(dest, "/proc/"):
+		if m.Type == "proc" || (isBind(m) && procSafeFiles[dest]) {
+			return nil
+		}
+		return fmt.Errorf("mounting %s on %s is refused: below /proc only procfs or binds over %s are allowed", m.Type, dest, "the lxcfs files")
 	}
 	return nil
 }

@@ -174,3 +174,73 @@ func TestCVE_2022_29162_NoInheritableCapabilities(t *testing.T) {
 		}
 	}
 }
+
+// CVE-2019-16884: an image must not be able to cover /proc with its own files.
+func TestCVE_2019_16884_TmpfsOverProcIsRefused(t *testing.T) {
+	for _, dest := range []string{"/proc", "/proc/self", "/proc/sys/kernel"} {
+		e := newEnv(t, "true")
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: dest, Type: "tmpfs", Source: "tmpfs"})
+		e.write("procmnt")
+		out, err := e.runtime("create", "--bundle", e.bundle, "procmnt")
+		if err == nil || !strings.Contains(out, "refused") {
+			t.Fatalf("tmpfs on %s: err %v, output %q", dest, err, out)
+		}
+	}
+}
+
+// CVE-2025-52565: /dev/console and /dev/pts/N planted as symlinks in the rootfs
+// must not redirect the console bind mount.
+func TestCVE_2025_52565_ConsoleSymlinksAreNotFollowed(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "stat -c %t /dev/console; cat /proc/sys/kernel/core_pattern >/dev/null && echo core-ok")
+	e.spec.Process.Terminal = true
+	var mounts []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if m.Destination != "/dev" {
+			mounts = append(mounts, m)
+		}
+	}
+	e.spec.Mounts = mounts
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := os.Symlink("/proc/sys/kernel/core_pattern", filepath.Join(rootfs, "dev/console")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "dev/pts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		if err := os.Symlink("/proc/sys/kernel/core_pattern", filepath.Join(rootfs, "dev/pts", strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := e.run("console")
+	// 88 is hex for 136, the pty slave major.
+	if code != 0 || !strings.Contains(out, "88") || !strings.Contains(out, "core-ok") {
+		t.Fatalf("exit %d, output %q: /dev/console should be the pty and core_pattern untouched", code, out)
+	}
+}
+
+// CVE-2023-25809: in a user namespace without its own network namespace, sysfs
+// is the host's bound in; read-only must hold for /sys/fs/cgroup below it too.
+func TestCVE_2023_25809_HostCgroupfsReadOnlyInUserNamespace(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "grep -E ' /sys/fs/cgroup[/ ]' /proc/self/mountinfo | grep -v ' ro,\\| ro ' | head -3; echo checked")
+	var ns []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != "network" && n.Type != "cgroup" {
+			ns = append(ns, n)
+		}
+	}
+	e.spec.Linux.Namespaces = append(ns, specs.LinuxNamespace{Type: "user"})
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	var mounts []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if m.Type != "cgroup" && m.Type != "cgroup2" {
+			mounts = append(mounts, m)
+		}
+	}
+	e.spec.Mounts = mounts
+	out, code := e.run("rlcg")
+	if code != 0 || strings.TrimSpace(out) != "checked" {
+		t.Fatalf("writable cgroup mounts under /sys in a user namespace (exit %d):\n%s", code, out)
+	}
+}
