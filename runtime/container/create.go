@@ -201,10 +201,22 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	} else if conn != nil {
 		defer conn.Close()
 	}
+	mountFds, closeMounts, err := idmapMounts(spec, bundle, exe)
+	if err != nil {
+		return nil, err
+	}
+	defer closeMounts()
 
 	icfg := &initproc.Config{
 		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Spec: spec,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds,
+	}
+	for i, f := range mountFds {
+		if icfg.MountFds == nil {
+			icfg.MountFds = map[int]int{}
+		}
+		n, _ := strconv.Atoi(addFd(f))
+		icfg.MountFds[i] = n
 	}
 	attr := &syscall.SysProcAttr{}
 	var joins []specs.LinuxNamespace // joined in this process's thread before clone

@@ -20,6 +20,11 @@ func Main() {
 	// Namespaces set per thread (cgroup), capabilities and seccomp must all apply
 	// to the thread that finally calls execve: stay on the main thread.
 	runtime.LockOSThread()
+	if os.Getenv(EnvUsernsHolder) != "" {
+		for {
+			_ = unix.Pause()
+		}
+	}
 	sync, err := fdFromEnv(EnvSyncFd)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hull-runtime init: %v (init is started by hull-runtime create, not by hand)\n", err)

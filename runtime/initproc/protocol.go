@@ -17,6 +17,9 @@ const (
 	// EnvSeccompFd is a connection to linux.seccomp.listenerPath, made by the
 	// parent (the path is on the host), that receives the notify fd.
 	EnvSeccompFd = "_HULL_SECCOMP_FD"
+	// EnvUsernsHolder makes `hull-runtime init` only wait to be killed: the
+	// parent uses it to hold a new user namespace open.
+	EnvUsernsHolder = "_HULL_USERNS_HOLDER"
 )
 
 // Config is everything the init needs, sent by the parent as the first message.
@@ -33,6 +36,9 @@ type Config struct {
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// NewCgroupNS asks the init to unshare a cgroup namespace once it is in its cgroup.
 	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
+	// MountFds maps the index of a mount to an fd (in the init) of a detached
+	// mount the parent prepared: idmapped binds.
+	MountFds map[int]int `json:"mount_fds,omitempty"`
 	// NewTimeNS asks the init to unshare a time namespace (clone(2) cannot) and
 	// write linux.timeOffsets; the container process enters it at execve.
 	NewTimeNS bool `json:"new_timens,omitempty"`

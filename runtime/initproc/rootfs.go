@@ -107,7 +107,12 @@ func (r *rootfs) prepare() error {
 		return fmt.Errorf("open root.path %s: %w", r.path, err)
 	}
 	for i, m := range r.cfg.Spec.Mounts {
-		if err := r.mount(m); err != nil {
+		if fd, ok := r.cfg.MountFds[i]; ok {
+			err = r.attachPrepared(m, fd)
+		} else {
+			err = r.mount(m)
+		}
+		if err != nil {
 			return fmt.Errorf("mounts[%d] (%s on %s): %w", i, m.Type, m.Destination, err)
 		}
 	}
@@ -370,8 +375,8 @@ func (r *rootfs) applyPropagation(dest string, opts rspec.ParsedMountOptions) er
 	return nil
 }
 
-// mountAttr turns mount(2) flags into mount_setattr(2) attributes.
-func mountAttr(set, clr uintptr) (attrSet, attrClr uint64) {
+// MountAttr turns mount(2) flags into mount_setattr(2) attributes.
+func MountAttr(set, clr uintptr) (attrSet, attrClr uint64) {
 	pairs := []struct {
 		ms   uintptr
 		attr uint64
@@ -431,7 +436,7 @@ func (r *rootfs) mountBind(m specs.Mount, dest string, opts rspec.ParsedMountOpt
 		return fmt.Errorf("clone %s: %w", src, err)
 	}
 	defer unix.Close(tree)
-	set, clr := mountAttr(opts.Flags, opts.ClearFlags)
+	set, clr := MountAttr(opts.Flags, opts.ClearFlags)
 	if set != 0 || clr != 0 {
 		// Like runc, flags on a bind apply to its top mount; the r* variants recurse.
 		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: set, Attr_clr: clr}); err != nil {
@@ -447,6 +452,26 @@ func (r *rootfs) mountBind(m specs.Mount, dest string, opts rspec.ParsedMountOpt
 		return fmt.Errorf("attach bind of %s: %w", src, err)
 	}
 	return r.applyPropagation(dest, opts)
+}
+
+// attachPrepared attaches a mount the parent prepared (an idmapped bind) onto
+// its destination inside the rootfs.
+func (r *rootfs) attachPrepared(m specs.Mount, tree int) error {
+	defer unix.Close(tree)
+	dest := path.Clean("/" + m.Destination)
+	var st unix.Stat_t
+	if err := unix.Fstat(tree, &st); err != nil {
+		return fmt.Errorf("prepared mount: %w", err)
+	}
+	target, err := r.createInRoot(dest, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach idmapped mount: %w", err)
+	}
+	return r.applyPropagation(dest, rspec.ParseMountOptions(m.Options))
 }
 
 // finish runs after the createContainer hooks: masks, read-only paths, pivot_root

@@ -244,3 +244,37 @@ func TestCVE_2023_25809_HostCgroupfsReadOnlyInUserNamespace(t *testing.T) {
 		t.Fatalf("writable cgroup mounts under /sys in a user namespace (exit %d):\n%s", code, out)
 	}
 }
+
+// Idmapped bind mounts: files owned by host uid 1000 show up as container
+// uid 1000 through the container's user namespace mapping.
+func TestIdmappedBindMountShowsHostOwnersThroughTheMapping(t *testing.T) {
+	data := t.TempDir()
+	if err := os.Chmod(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(data, "owned")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(f, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sh", "-c", "stat -c %u:%g /idmapped/owned /plain/owned")
+	// The rootfs belongs to host root, not to the mapped container root: make the mount points.
+	for _, d := range []string{"idmapped", "plain"} {
+		if err := os.Mkdir(filepath.Join(e.bundle, "rootfs", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/idmapped", Source: data, Type: "bind", Options: []string{"rbind", "idmap"}},
+		specs.Mount{Destination: "/plain", Source: data, Type: "bind", Options: []string{"rbind"}})
+	out, code := e.run("idmap")
+	lines := strings.Fields(out)
+	if code != 0 || len(lines) != 2 || lines[0] != "1000:1000" || lines[1] != "65534:65534" {
+		t.Fatalf("exit %d, output %q: want 1000:1000 through the idmapped mount, 65534:65534 through the plain one", code, out)
+	}
+}
