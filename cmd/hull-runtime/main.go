@@ -35,6 +35,11 @@ Commands:
   list      list containers
   spec      write a new config.json
   features  print the features the runtime supports
+  ps        list the processes of a container (table or json)
+  pause     freeze every process of a container
+  resume    thaw a paused container
+  update    change the resource limits of a container
+  events    print a container's statistics and OOM events as JSON
 
 Global options:
   --root DIR          state directory (default /run/hull-runtime)
@@ -80,6 +85,11 @@ func verbs() map[string]verb {
 		"list":     cmdList,
 		"spec":     cmdSpec,
 		"features": cmdFeatures,
+		"ps":       cmdPs,
+		"pause":    cmdPause,
+		"resume":   cmdResume,
+		"update":   cmdUpdate,
+		"events":   cmdEvents,
 	}
 }
 
@@ -103,6 +113,16 @@ func run(args []string) int {
 	fs.BoolVar(&help, "h", false, "")
 
 	rest, unknown := parseGlobals(fs, args)
+	rootSet := false
+	fs.Visit(func(f *flag.Flag) { rootSet = rootSet || f.Name == "root" })
+	if !rootSet && os.Geteuid() != 0 {
+		// Rootless: the state lives in the user's runtime dir, as with runc.
+		if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+			g.root = dir + "/hull-runtime"
+		} else {
+			g.root = fmt.Sprintf("/tmp/hull-runtime-%d", os.Geteuid())
+		}
+	}
 	g.setupLog()
 	for _, u := range unknown {
 		g.log.Warn("ignoring unknown global option", "option", u)
@@ -225,7 +245,7 @@ func (g *globals) runtime() *container.Runtime {
 	return &container.Runtime{
 		Store:         state.Store{Root: g.root},
 		SystemdCgroup: g.systemdCgroup,
-		Rootless:      g.rootless == "true",
+		Rootless:      g.rootless == "true" || (g.rootless == "auto" && os.Geteuid() != 0),
 		Log:           g.log,
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/hull-runtime/hull/runtime/exeseal"
 	"github.com/hull-runtime/hull/runtime/hooks"
 	"github.com/hull-runtime/hull/runtime/initproc"
+	"github.com/hull-runtime/hull/runtime/nsenter"
 	rspec "github.com/hull-runtime/hull/runtime/spec"
 	"github.com/hull-runtime/hull/runtime/state"
 )
@@ -272,14 +273,30 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	// host): the init only chroots into the rootfs, as runc does.
 	icfg.NoMountNS = !hasMount
 	if len(ctorJoins) > 0 {
-		cmd.Env = append(cmd.Env, "_HULL_NSENTER="+strings.Join(ctorJoins, ","))
+		cmd.Env = append(cmd.Env, nsenter.EnvJoin+"="+strings.Join(ctorJoins, ","))
 	}
 	cmd.SysProcAttr = attr
+	// Without privilege, clone(CLONE_NEWUSER) + an exec would lose the
+	// capabilities before newuidmap could map us: the nsenter constructor
+	// unshares instead, and forks into the new pid namespace.
+	var rl *rootlessStart
+	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 && os.Geteuid() != 0 {
+		if rl, err = newRootlessStart(cmd, spec); err != nil {
+			return nil, err
+		}
+		defer rl.close()
+	}
 
 	if err := startInNamespaces(cmd, joins); err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	proc = cmd.Process
+	if rl != nil {
+		if proc, err = rl.finish(cmd); err != nil {
+			proc = nil
+			return nil, err
+		}
+	}
 	childSock.Close()
 
 	// Apply can fail halfway (some hierarchies created): always destroy on error.

@@ -177,6 +177,8 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		if err := addToSubCgroup(cg.Paths(), o.SubCgroup, pid); err != nil {
 			return nil, err
 		}
+	} else if c.Cgroup.Rootless && !cg.Exists() {
+		// A rootless container without a cgroup of its own (none could be made).
 	} else if err := cg.AddPid(pid); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,26 @@ void hull_nsenter(void) {
 		free(list);
 		unsetenv("_HULL_NSENTER");
 	}
+	const char *usync = getenv("_HULL_USERNS_SYNC");
+	if (usync != NULL && *usync != '\0') {
+		// Rootless: a new user namespace whose maps the parent writes with
+		// newuidmap/newgidmap. unshare(2) keeps our capabilities in it, which an
+		// execve as an unmapped uid would not.
+		int fd = atoi(usync);
+		unsetenv("_HULL_USERNS_SYNC");
+		char c = 'U';
+		if (unshare(CLONE_NEWUSER) < 0)
+			die("unshare", "user namespace");
+		if (write(fd, &c, 1) != 1)
+			die("userns handshake", "write");
+		if (read(fd, &c, 1) != 1 || c != 'M')
+			die("userns handshake", "parent did not write the id maps");
+		if (setresgid(0, 0, 0) < 0)
+			die("setresgid", "0");
+		if (setresuid(0, 0, 0) < 0)
+			die("setresuid", "0");
+		close(fd);
+	}
 	if (unsh != NULL && *unsh != '\0') {
 		int flags = atoi(unsh);
 		if (flags != 0 && unshare(flags) < 0)

@@ -25,3 +25,8 @@ const EnvUnshare = "_HULL_UNSHARE"
 // (CLONE_PARENT) after joining, writes the child's pid to that fd and exits;
 // the child goes on to run Go.
 const EnvForkPidFd = "_HULL_FORK_PIDFD"
+
+// EnvUsernsSync names the variable holding a socket fd: when set, the
+// constructor unshares a user namespace, writes 'U', waits for 'M' (the parent
+// has written the id maps) and becomes root in it, before EnvUnshare.
+const EnvUsernsSync = "_HULL_USERNS_SYNC"

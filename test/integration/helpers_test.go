@@ -40,6 +40,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// Rootless tests run the binary as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
 	runtimeBin = filepath.Join(dir, "hull-runtime")
 	build := exec.Command("go", "build", "-o", runtimeBin, "github.com/hull-runtime/hull/cmd/hull-runtime")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
@@ -88,6 +92,8 @@ func newEnv(t *testing.T, args ...string) *env {
 	t.Cleanup(e.cleanup)
 	return e
 }
+
+func writeConfig(dir string, s *specs.Spec) error { return bundle.WriteConfig(dir, s) }
 
 // write saves the (possibly edited) spec; id names the container's cgroup.
 func (e *env) write(id string) {
