@@ -122,4 +122,3 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 	}
 	return nil
 }
-
