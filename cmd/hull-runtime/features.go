@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 
+	"github.com/hull-runtime/hull/runtime/seccomp"
 	rspec "github.com/hull-runtime/hull/runtime/spec"
 )
 
@@ -14,5 +15,11 @@ func cmdFeatures(g *globals, args []string) error {
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "    ")
-	return enc.Encode(rspec.Features(rspec.FeatureOptions{}))
+	return enc.Encode(rspec.Features(rspec.FeatureOptions{
+		Version: version,
+		Seccomp: &rspec.SeccompFeatures{
+			LibseccompVersion: seccomp.LibraryVersion(),
+			SupportedFlags:    seccomp.SupportedFlags(),
+		},
+	}))
 }
