@@ -307,6 +307,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	if err := cg.Set(); err != nil {
 		return nil, err
 	}
+	if err := moveNetDevices(spec.Linux.NetDevices, proc.Pid); err != nil {
+		return nil, err
+	}
 	c.Cgroup.Paths = cg.Paths()
 	icfg.CgroupPaths = c.Cgroup.Paths
 	c.Pid = proc.Pid
