@@ -353,21 +353,25 @@ func TestProcessAttributesReachTheContainerProcess(t *testing.T) {
 
 // linux.netDevices: a host device moves into the container, renamed, with its address.
 func TestNetDeviceMovesIntoTheContainerWithItsAddress(t *testing.T) {
-	name := "hulld" + randHex(3)
+	var name string
 	veth := func() {
 		t.Helper()
+		// A fresh name each time: a pair whose namespace went away is destroyed asynchronously.
+		name = "hulld" + randHex(3)
 		if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
 			t.Fatalf("create a veth pair: %v %s", err, out)
 		}
+		peer := name + "p"
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", peer).Run() })
 	}
 	veth()
-	defer exec.Command("ip", "link", "del", name+"p").Run()
 	if out, err := exec.Command("ip", "addr", "add", "10.123.45.6/24", "dev", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip addr add: %v %s", err, out)
 	}
 	e := newEnv(t, "sh", "-c", "ls /sys/class/net; grep -q 10.123.45.6 /proc/net/fib_trie && echo address-kept")
 	e.spec.Linux.NetDevices = map[string]specs.LinuxNetDevice{name: {Name: "ctr0"}}
 	e.write("netdev")
+	e.spec.Linux.CgroupsPath = ""
 	e.must("create", "--bundle", e.bundle, "netdev")
 	if _, err := net.InterfaceByName(name); err == nil {
 		t.Fatalf("device %s is still on the host after create", name)
@@ -378,6 +382,7 @@ func TestNetDeviceMovesIntoTheContainerWithItsAddress(t *testing.T) {
 	if out, err := exec.Command("ip", "addr", "add", "10.123.45.6/24", "dev", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip addr add: %v %s", err, out)
 	}
+	e.spec.Linux.NetDevices = map[string]specs.LinuxNetDevice{name: {Name: "ctr0"}}
 	out, code := e.run("netdev2")
 	if code != 0 || !strings.Contains(out, "ctr0") || !strings.Contains(out, "address-kept") {
 		t.Fatalf("exit %d, output %q: want ctr0 with 10.123.45.6 in the container", code, out)
