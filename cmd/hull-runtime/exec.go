@@ -54,7 +54,7 @@ func cmdExec(g *globals, args []string) error {
 	fs.Var(&capsAdd, "c", "add a capability (repeatable)")
 	fs.IntVar(&preserveFds, "preserve-fds", 0, "pass this many fds after stdio to the process")
 	fs.Var(&cgroups, "cgroup", "sub-cgroup to run in (repeatable, [controller:]path)")
-	fs.BoolVar(&ignorePaused, "ignore-paused", false, "accepted for runc compatibility")
+	fs.BoolVar(&ignorePaused, "ignore-paused", false, "exec even if the container is paused")
 	// Options end at the container id: what follows is the command and its own flags.
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("exec: %w", err)
@@ -170,7 +170,7 @@ func cmdExec(g *globals, args []string) error {
 	}
 	p, err := rt.Exec(container.ExecOptions{
 		ID: id, Process: proc, PidFile: pidFile, ConsoleSocket: consoleSocket, PreserveFds: preserveFds,
-		SubCgroup: strings.Join(cgroups, ","), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		SubCgroup: strings.Join(cgroups, ","), IgnorePaused: ignorePaused, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	})
 	if err != nil {
 		return err

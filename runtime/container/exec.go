@@ -28,6 +28,9 @@ type ExecOptions struct {
 	PidFile       string
 	ConsoleSocket string
 	PreserveFds   int
+	// IgnorePaused lets exec start a process in a paused container (it stays
+	// frozen until resume), as runc's --ignore-paused.
+	IgnorePaused bool
 	// SubCgroup is --cgroup: a sub-cgroup (v2) of the container to put the process in.
 	SubCgroup string
 	Stdin     *os.File
@@ -57,6 +60,9 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	switch st := rt.Status(c); st {
 	case state.Running:
 	case state.Paused:
+		if o.IgnorePaused {
+			break
+		}
 		return nil, fmt.Errorf("cannot exec in container %s: it is paused (resume it first)", o.ID)
 	default:
 		return nil, fmt.Errorf("cannot exec in container %s: it is %s, not running", o.ID, st)
