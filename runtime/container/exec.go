@@ -57,7 +57,8 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, err
 	}
 	defer unlock()
-	switch st := rt.Status(c); st {
+	st := rt.Status(c)
+	switch st {
 	case state.Running:
 	case state.Paused:
 		if o.IgnorePaused {
@@ -195,8 +196,12 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
 	}
 	// EOF without a message: the sync socket was closed by a successful execve.
+	// In a paused container (--ignore-paused) the process is frozen before it
+	// gets there: it starts on resume, and setup errors go to its stderr.
 	var msg initproc.Message
-	if err := json.NewDecoder(parentSock).Decode(&msg); err == nil {
+	if st == state.Paused {
+		// nothing to wait for
+	} else if err := json.NewDecoder(parentSock).Decode(&msg); err == nil {
 		if msg.Type == initproc.MsgError {
 			return nil, fmt.Errorf("exec in container %s: %s", o.ID, msg.Error)
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -117,4 +118,23 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// exec --ignore-paused starts the process frozen; it runs once resumed.
+func TestExecIgnorePausedStartsFrozenAndRunsOnResume(t *testing.T) {
+	e := startSleeper(t, "exp", nil)
+	e.must("pause", "exp")
+	pidFile := filepath.Join(e.dir, "xpid")
+	e.must("exec", "-d", "--ignore-paused", "--pid-file", pidFile, "exp", "sh", "-c", "touch /dev/shm/ran; sleep 50")
+	e.must("resume", "exp")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := e.runtime("exec", "exp", "test", "-e", "/dev/shm/ran"); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the process exec'd while paused did not run after resume")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
