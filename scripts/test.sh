@@ -17,4 +17,8 @@ if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
 	echo "== OCI runtime-tools validation"
 	scripts/conformance.sh || rc=1
 fi
+if [ "${VM_TESTS:-1}" != 0 ]; then
+	echo "== tests on pure cgroup v2 (VM; VM_TESTS=0 skips)"
+	scripts/vm-test.sh || rc=1
+fi
 exit $rc

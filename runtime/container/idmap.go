@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,9 +33,10 @@ func idmapMounts(spec *specs.Spec, bundle string, exe *os.File) (files map[int]*
 			f.Close()
 		}
 	}
+	cleanup := closeAll // the named result is nil on error returns
 	defer func() {
 		if err != nil {
-			closeAll()
+			cleanup()
 		}
 	}()
 	// One user namespace per distinct mapping.
@@ -94,6 +96,9 @@ func idmapMounts(spec *specs.Spec, bundle string, exe *os.File) (files map[int]*
 				continue
 			}
 			if err := unix.MountSetattr(tree, "", a.flags, &a.attr); err != nil {
+				if a.attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 && errors.Is(err, unix.EINVAL) {
+					return nil, nil, fmt.Errorf("config.json: mounts[%d]: the filesystem of %s does not support idmapped mounts on this kernel: %w", i, src, err)
+				}
 				return nil, nil, fmt.Errorf("config.json: mounts[%d]: set attributes of %s: %w", i, src, err)
 			}
 		}

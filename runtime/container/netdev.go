@@ -21,7 +21,7 @@ func moveNetDevices(devs map[string]specs.LinuxNetDevice, pid int) error {
 		return fmt.Errorf("linux.netDevices: open the container's network namespace: %w", err)
 	}
 	defer target.Close()
-	h, err := netlink.NewHandleAt(target)
+	h, err := netlink.NewHandleAt(target, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("linux.netDevices: netlink in the container's network namespace: %w", err)
 	}

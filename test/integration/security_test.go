@@ -273,6 +273,9 @@ func TestIdmappedBindMountShowsHostOwnersThroughTheMapping(t *testing.T) {
 		specs.Mount{Destination: "/idmapped", Source: data, Type: "bind", Options: []string{"rbind", "idmap"}},
 		specs.Mount{Destination: "/plain", Source: data, Type: "bind", Options: []string{"rbind"}})
 	out, code := e.run("idmap")
+	if strings.Contains(out, "does not support idmapped mounts") {
+		t.Skipf("the filesystem of the test's temp dir cannot be idmapped on this kernel: %s", out)
+	}
 	lines := strings.Fields(out)
 	if code != 0 || len(lines) != 2 || lines[0] != "1000:1000" || lines[1] != "65534:65534" {
 		t.Fatalf("exit %d, output %q: want 1000:1000 through the idmapped mount, 65534:65534 through the plain one", code, out)

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# vm-test.sh — run the cgroup-sensitive tests on a pure cgroup v2 host: a
+# throwaway qemu VM (../shared/vm/run-in-vm.sh), whatever cgroup mode this
+# host has.
+#
+# Builds bin/hull-runtime (cgo, libseccomp: copied into the VM with its
+# libraries at the same path), the integration test binary and the
+# runtime/cgroups test binary, then runs in the VM:
+#   1. runtime/cgroups tests (all)
+#   2. the integration tests (all; HULL_RUNTIME = the prebuilt binary)
+#   3. a leak check: no cgroup named *hull* left in the VM
+# Prints one go-test-like summary line per package (failures in full) and
+# exits non-zero if anything failed, the VM timed out or died.
+#
+# Environment:
+#   VM_TEST_RUN      -test.run pattern for the integration tests (default: all)
+#   VM_TEST_TIMEOUT  seconds before the VM is killed (default 840)
+#   VM_TEST_LOGS     host dir to keep the full -test.v logs in (default: a
+#                    temp dir, removed on success)
+#   RUN_IN_VM        path of run-in-vm.sh (default ../shared/vm/run-in-vm.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+export PATH=$PATH:/usr/local/go/bin
+[ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root (qemu, and the tests start containers)"; exit 1; }
+vm=${RUN_IN_VM:-$repo/../shared/vm/run-in-vm.sh}
+[ -x "$vm" ] || { echo "vm-test.sh: $vm not found (set RUN_IN_VM)"; exit 1; }
+start=$(date +%s)
+
+work=$(mktemp -d /var/tmp/hull-vm-test.XXXXXX)
+logs=${VM_TEST_LOGS:-$work/logs}
+keep_logs=0
+cleanup() { if [ "$keep_logs" = 1 ] && [ -z "${VM_TEST_LOGS:-}" ]; then rm -rf "$work/files" "$work/bin"; else rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+echo "== build"
+make -s build
+# Test binaries may link libseccomp too: like hull-runtime they go to the
+# same path in the VM with their libraries (not below /tmp, which the VM
+# mounts over).
+mkdir -p "$work/bin" "$work/files"
+go test -c -o "$work/bin/integration.test" ./test/integration
+go test -c -o "$work/bin/cgroups.test" ./runtime/cgroups
+
+# The guest side (busybox ash, cwd /files).
+cat >"$work/files/guest.sh" <<'EOF'
+set -u
+rc=0
+# The cgroup mode these results are for.
+cgfs=$(awk '$2 == "/sys/fs/cgroup" {print $3}' /proc/mounts)
+echo "vm: kernel $(uname -r), /sys/fs/cgroup is $cgfs"
+[ "$cgfs" = cgroup2 ] || { echo "vm: not a pure cgroup v2 host"; exit 1; }
+[ -x /bin/busybox ] || { echo "vm: no /bin/busybox (the integration tests copy it into bundles)"; exit 1; }
+[ -x "$HULL_RUNTIME" ] || { echo "vm: no $HULL_RUNTIME"; exit 1; }
+skip=
+if ! command -v unshare >/dev/null 2>&1; then
+	echo "vm: no unshare command: skipping TestJoiningANetworkNamespaceByPath"
+	skip='^TestJoiningANetworkNamespaceByPath$'
+fi
+
+# runtest NAME PKG BINARY ARGS...: run a test binary with -test.v into
+# /out/NAME.log and print go test's summary line (and the failures).
+runtest() {
+	name=$1 pkg=$2
+	shift 2
+	t0=$(date +%s)
+	"$@" -test.v >"/out/$name.log" 2>&1
+	r=$?
+	t1=$(date +%s)
+	pass=$(grep -c '^--- PASS' "/out/$name.log")
+	fail=$(grep -c '^--- FAIL' "/out/$name.log")
+	skips=$(grep -c '^--- SKIP' "/out/$name.log")
+	if [ "$r" = 0 ]; then
+		printf 'ok  \t%s\t%ss\t(%s passed, %s failed, %s skipped)\n' "$pkg" "$((t1 - t0))" "$pass" "$fail" "$skips"
+	else
+		# Everything but the noise of passing tests.
+		grep -v -E '^(=== (RUN|PAUSE|CONT|NAME)|[[:space:]]*--- PASS)' "/out/$name.log"
+		printf 'FAIL\t%s\t%ss\t(%s passed, %s failed, %s skipped; exit %s)\n' "$pkg" "$((t1 - t0))" "$pass" "$fail" "$skips" "$r"
+		rc=1
+	fi
+	grep '^--- SKIP' "/out/$name.log" | sed 's/^/    /'
+}
+
+runtest cgroups github.com/hull-runtime/hull/runtime/cgroups \
+	"$TESTBIN/cgroups.test" -test.count=1 -test.timeout=5m
+# Not from the root cgroup, as on a real host: a relative cgroupsPath is
+# resolved against the parent of the runtime's own cgroup (/vmtest here).
+mkdir -p /sys/fs/cgroup/vmtest/itest
+runtest integration github.com/hull-runtime/hull/test/integration \
+	sh -c 'echo $$ >/sys/fs/cgroup/vmtest/itest/cgroup.procs && exec "$@"' sh \
+	"$TESTBIN/integration.test" -test.count=1 -test.timeout=10m -test.run "${VM_TEST_RUN:-.}" ${skip:+-test.skip "$skip"}
+rmdir /sys/fs/cgroup/vmtest/itest /sys/fs/cgroup/vmtest || { echo "vm: leak: cgroups left in /sys/fs/cgroup/vmtest:"; find /sys/fs/cgroup/vmtest -type d; rc=1; }
+
+left=$(find /sys/fs/cgroup -maxdepth 3 -iname '*hull*')
+if [ -n "$left" ]; then
+	echo "vm: leak: cgroups left behind:"
+	echo "$left"
+	rc=1
+fi
+exit $rc
+EOF
+
+echo "== tests in a pure cgroup v2 VM (run-in-vm, slow: TCG emulation)"
+vmargs=(--env HULL_RUNTIME="$repo/bin/hull-runtime" --env TESTBIN="$work/bin")
+[ -z "${VM_TEST_RUN:-}" ] || vmargs+=(--env VM_TEST_RUN="$VM_TEST_RUN")
+vmrc=0
+"$vm" --timeout "${VM_TEST_TIMEOUT:-840}" \
+	--bin "$repo/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
+	--files "$work/files" --out "$logs" "${vmargs[@]}" \
+	-- sh /files/guest.sh || vmrc=$?
+took=$(($(date +%s) - start))
+if [ "$vmrc" != 0 ]; then
+	keep_logs=1
+	case $vmrc in
+	124) echo "vm-test: FAIL: the VM timed out after ${VM_TEST_TIMEOUT:-840}s" ;;
+	125) echo "vm-test: FAIL: the VM died without reporting an exit code" ;;
+	*) echo "vm-test: FAIL (exit $vmrc)" ;;
+	esac
+	echo "vm-test: full -test.v logs in $logs; took ${took}s"
+	exit 1
+fi
+echo "vm-test: ok; took ${took}s"
