@@ -24,7 +24,7 @@ repo=$(pwd)
 export PATH=$PATH:/usr/local/go/bin
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root (qemu, and the tests start containers)"; exit 1; }
 vm=${RUN_IN_VM:-$repo/../shared/vm/run-in-vm.sh}
-[ -x "$vm" ] || { echo "vm-test.sh: $vm not found (set RUN_IN_VM)"; exit 1; }
+[ -f "$vm" ] || { echo "vm-test.sh: $vm not found (set RUN_IN_VM)"; exit 1; }
 start=$(date +%s)
 
 work=$(mktemp -d /var/tmp/hull-vm-test.XXXXXX)
@@ -104,7 +104,7 @@ echo "== tests in a pure cgroup v2 VM (run-in-vm, slow: TCG emulation)"
 vmargs=(--env HULL_RUNTIME="$repo/bin/hull-runtime" --env TESTBIN="$work/bin")
 [ -z "${VM_TEST_RUN:-}" ] || vmargs+=(--env VM_TEST_RUN="$VM_TEST_RUN")
 vmrc=0
-"$vm" --timeout "${VM_TEST_TIMEOUT:-840}" \
+bash "$vm" --timeout "${VM_TEST_TIMEOUT:-840}" \
 	--bin "$repo/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
 	--files "$work/files" --out "$logs" "${vmargs[@]}" \
 	-- sh /files/guest.sh || vmrc=$?

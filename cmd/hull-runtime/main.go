@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/hull-runtime/hull/runtime/container"
@@ -40,6 +41,8 @@ Commands:
   resume    thaw a paused container
   update    change the resource limits of a container
   events    print a container's statistics and OOM events as JSON
+  checkpoint  checkpoint a running container with CRIU
+  restore   restore a container from a CRIU checkpoint
 
 Global options:
   --root DIR          state directory (default /run/hull-runtime)
@@ -63,6 +66,15 @@ type globals struct {
 	logOut        io.Writer
 }
 
+// init pins the container init to the main thread before main runs: per-thread
+// state (unshared namespaces, credentials, capabilities, seccomp) must belong
+// to the thread group leader, which is the thread that finally calls execve.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		runtime.LockOSThread()
+	}
+}
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		initproc.Main()
@@ -75,21 +87,23 @@ type verb func(g *globals, args []string) error
 
 func verbs() map[string]verb {
 	return map[string]verb{
-		"create":   cmdCreate,
-		"start":    cmdStart,
-		"run":      cmdRun,
-		"exec":     cmdExec,
-		"state":    cmdState,
-		"kill":     cmdKill,
-		"delete":   cmdDelete,
-		"list":     cmdList,
-		"spec":     cmdSpec,
-		"features": cmdFeatures,
-		"ps":       cmdPs,
-		"pause":    cmdPause,
-		"resume":   cmdResume,
-		"update":   cmdUpdate,
-		"events":   cmdEvents,
+		"create":     cmdCreate,
+		"start":      cmdStart,
+		"run":        cmdRun,
+		"exec":       cmdExec,
+		"state":      cmdState,
+		"kill":       cmdKill,
+		"delete":     cmdDelete,
+		"list":       cmdList,
+		"spec":       cmdSpec,
+		"features":   cmdFeatures,
+		"ps":         cmdPs,
+		"pause":      cmdPause,
+		"resume":     cmdResume,
+		"update":     cmdUpdate,
+		"events":     cmdEvents,
+		"checkpoint": cmdCheckpoint,
+		"restore":    cmdRestore,
 	}
 }
 

@@ -220,6 +220,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		icfg.MountFds[i] = n
 	}
 	attr := &syscall.SysProcAttr{}
+	var timeOffsets *string          // a new time namespace with these offsets
 	var joins []specs.LinuxNamespace // joined in this process's thread before clone
 	var ctorJoins []string           // joined by the nsenter constructor in the init
 	hasMount := false
@@ -244,7 +245,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			// Unshared by the init once it is in its cgroup, so that cgroup is the root.
 			icfg.NewCgroupNS = true
 		case specs.TimeNamespace:
-			icfg.NewTimeNS = true
+			var b strings.Builder
+			for clock, off := range spec.Linux.TimeOffsets {
+				fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+			}
+			lines := b.String()
+			timeOffsets = &lines
 		case specs.UserNamespace:
 			attr.Cloneflags |= unix.CLONE_NEWUSER
 			icfg.InUserNS = true
@@ -276,12 +282,11 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		cmd.Env = append(cmd.Env, nsenter.EnvJoin+"="+strings.Join(ctorJoins, ","))
 	}
 	cmd.SysProcAttr = attr
-	// Without privilege, clone(CLONE_NEWUSER) + an exec would lose the
-	// capabilities before newuidmap could map us: the nsenter constructor
-	// unshares instead, and forks into the new pid namespace.
-	var rl *rootlessStart
-	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 && os.Geteuid() != 0 {
-		if rl, err = newRootlessStart(cmd, spec); err != nil {
+	// Rootless user namespaces and time namespaces are made by the nsenter
+	// constructor (see ctorStart); everything else by clone flags.
+	var rl *ctorStart
+	if (attr.Cloneflags&unix.CLONE_NEWUSER != 0 && os.Geteuid() != 0) || timeOffsets != nil {
+		if rl, err = newCtorStart(cmd, spec, timeOffsets); err != nil {
 			return nil, err
 		}
 		defer rl.close()

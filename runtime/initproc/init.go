@@ -121,11 +121,6 @@ func (p *initProc) setup() error {
 			return fmt.Errorf("unshare cgroup namespace: %w", err)
 		}
 	}
-	if p.cfg.NewTimeNS {
-		if err := setTimeOffsets(spec.Linux.TimeOffsets); err != nil {
-			return err
-		}
-	}
 	if spec.Linux != nil {
 		if err := applySysctls(spec.Linux.Sysctl); err != nil {
 			return err

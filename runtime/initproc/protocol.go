@@ -39,9 +39,6 @@ type Config struct {
 	// MountFds maps the index of a mount to an fd (in the init) of a detached
 	// mount the parent prepared: idmapped binds.
 	MountFds map[int]int `json:"mount_fds,omitempty"`
-	// NewTimeNS asks the init to unshare a time namespace (clone(2) cannot) and
-	// write linux.timeOffsets; the container process enters it at execve.
-	NewTimeNS bool `json:"new_timens,omitempty"`
 	// NoMountNS: the container shares the runtime's mount namespace; no mounts,
 	// only a chroot into the rootfs.
 	NoMountNS bool `json:"no_mountns,omitempty"`

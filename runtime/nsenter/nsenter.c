@@ -68,6 +68,23 @@ void hull_nsenter(void) {
 			die("unshare", unsh);
 		unsetenv("_HULL_UNSHARE");
 	}
+	const char *timens = getenv("_HULL_TIMENS_OFFSETS");
+	if (timens != NULL) {
+		// A time namespace applies to children, and its offsets must be set
+		// before any process enters it: unshare, write, then fork below.
+		if (unshare(CLONE_NEWTIME) < 0)
+			die("unshare", "time namespace");
+		if (*timens != '\0') {
+			int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				die("open", "/proc/self/timens_offsets");
+			size_t n = strlen(timens);
+			if (write(fd, timens, n) != (ssize_t)n)
+				die("linux.timeOffsets: write", timens);
+			close(fd);
+		}
+		unsetenv("_HULL_TIMENS_OFFSETS");
+	}
 	if (pidfd != NULL && *pidfd != '\0') {
 		// A joined pid namespace applies to children only: fork once. With
 		// CLONE_PARENT the child belongs to our parent (hull-runtime exec),

@@ -30,3 +30,8 @@ const EnvForkPidFd = "_HULL_FORK_PIDFD"
 // constructor unshares a user namespace, writes 'U', waits for 'M' (the parent
 // has written the id maps) and becomes root in it, before EnvUnshare.
 const EnvUsernsSync = "_HULL_USERNS_SYNC"
+
+// EnvTimeOffsets names the variable that asks the constructor for a new time
+// namespace (after the other unshares) with these timens_offsets lines (may be
+// empty); the fork of EnvForkPidFd then puts the real process into it.
+const EnvTimeOffsets = "_HULL_TIMENS_OFFSETS"
