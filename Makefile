@@ -39,3 +39,10 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# Times hull-runtime beside runc and crun in one run (as root, about a minute;
+# builds bin/hull-runtime first). More runs and a JSON copy of the results:
+#   make bench BENCH_ARGS='-runs 100 -par-runs 5 -json bench.json'
+.PHONY: bench
+bench:
+	$(GO) run ./bench $(BENCH_ARGS)
