@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -134,10 +135,16 @@ func (r *rootfs) mountHierarchy(fd int, hm hostCgroupMount, flags uintptr) error
 		if hm.fsType == "cgroup2" {
 			data = ""
 		}
-		if err := unix.Mount(hm.fsType, fdPath(fd), hm.fsType, flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data); err != nil {
+		err := unix.Mount(hm.fsType, fdPath(fd), hm.fsType, flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data)
+		if err == nil {
+			return nil
+		}
+		// In a user namespace the kernel refuses a fresh mount whose options
+		// differ from the host's (nsdelegate...), or a v1 hierarchy at all: bind
+		// the container's own cgroup instead, as runc and crun do.
+		if !r.cfg.InUserNS || (!errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EPERM)) || r.containerDirFor(hm.mountPoint) == "" {
 			return fmt.Errorf("mount %s (%s): %w", hm.fsType, data, err)
 		}
-		return nil
 	}
 	src := r.containerDirFor(hm.mountPoint)
 	if src == "" {

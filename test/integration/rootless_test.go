@@ -110,3 +110,62 @@ func TestRootlessLifecycleWithExec(t *testing.T) {
 
 // bundleWrite writes config.json without a cgroup path (rootless: none).
 func bundleWrite(e *env) error { return writeConfig(e.bundle, e.spec) }
+
+// On a pure cgroup v2 host a subtree delegated to the user gives a rootless
+// container real limits (the VM tier runs this; hybrid hosts have no such thing).
+func TestRootlessContainerGetsLimitsInADelegatedCgroupV2Subtree(t *testing.T) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup", &st); err != nil || st.Type != 0x63677270 {
+		t.Skip("needs a pure cgroup v2 host to delegate a subtree (the VM tier runs this)")
+	}
+	e := rootlessEnv(t, "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max")
+	// The delegated subtree: owned by the user, controllers enabled for it.
+	deleg := filepath.Join("/sys/fs/cgroup", e.cgroup)
+	if err := os.Mkdir(deleg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"} {
+		if err := os.Chown(filepath.Join(deleg, f), rootlessUID, rootlessUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory +pids"), 0); err != nil {
+		t.Skipf("cannot enable memory and pids for children of the root cgroup: %v", err)
+	}
+	// The runtime must start inside the subtree: moving a process needs write
+	// access to the common ancestor's cgroup.procs.
+	launcher := filepath.Join(deleg, "launcher")
+	if err := os.Mkdir(launcher, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"", "cgroup.procs"} {
+		_ = os.Chown(filepath.Join(launcher, f), rootlessUID, rootlessUID)
+	}
+	if err := os.WriteFile(filepath.Join(deleg, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(launcher) })
+	limit, pids := int64(64<<20), int64(33)
+	e.spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}, Pids: &specs.LinuxPids{Limit: &pids}}
+	e.spec.Linux.CgroupsPath = e.cgroup + "/ctr"
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
+	if err := bundleWrite(e); err != nil {
+		t.Fatal(err)
+	}
+	cgfd, err := syscall.Open(launcher, syscall.O_DIRECTORY|syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(cgfd)
+	cmd := exec.Command(runtimeBin, "--root", e.root, "run", "--bundle", e.bundle, "deleg")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: rootlessUID, Gid: rootlessUID}, UseCgroupFD: true, CgroupFD: cgfd}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent"}
+	out, err := cmd.CombinedOutput()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 || f[0] != "67108864" || f[1] != "33" {
+		t.Fatalf("rootless run in a delegated subtree: %v, output %q (want memory.max 67108864, pids.max 33)", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(deleg, "ctr")); err == nil {
+		t.Fatal("the container's cgroup was left behind")
+	}
+}
