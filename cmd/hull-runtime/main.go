@@ -62,6 +62,7 @@ type globals struct {
 	debug         bool
 	systemdCgroup bool
 	rootless      string
+	criu          string // --criu: the criu binary for checkpoint/restore
 	log           *slog.Logger
 	logOut        io.Writer
 }
@@ -117,8 +118,7 @@ func run(args []string) int {
 	fs.BoolVar(&g.debug, "debug", false, "")
 	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "")
 	fs.StringVar(&g.rootless, "rootless", g.rootless, "")
-	var criu string
-	fs.StringVar(&criu, "criu", "", "")
+	fs.StringVar(&g.criu, "criu", "", "")
 	showVersion := false
 	fs.BoolVar(&showVersion, "version", false, "")
 	fs.BoolVar(&showVersion, "v", false, "")

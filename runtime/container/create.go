@@ -100,7 +100,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		}
 		return nil, errors.New("config.json: linux.intelRdt: Intel RDT is not supported by hull-runtime yet")
 	}
-	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: withDefaultDeviceRules(spec)})
+	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: WithDefaultDeviceRules(spec)})
 	if err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
@@ -463,9 +463,9 @@ func writePidFile(path string, pid int) error {
 	return nil
 }
 
-// withDefaultDeviceRules returns the spec's resources with the device rules every
+// WithDefaultDeviceRules returns the spec's resources with the device rules every
 // container needs (runc's list) and the linux.devices nodes appended.
-func withDefaultDeviceRules(s *specs.Spec) *specs.LinuxResources {
+func WithDefaultDeviceRules(s *specs.Spec) *specs.LinuxResources {
 	var r specs.LinuxResources
 	if s.Linux.Resources != nil {
 		r = *s.Linux.Resources

@@ -66,6 +66,12 @@ func Main() {
 	if msg.Config.Spec.Process == nil {
 		os.Exit(0)
 	}
+	// Like runc's init, lead a session of our own (a terminal container gets
+	// one in setControllingTerminal): CRIU cannot checkpoint a container
+	// whose session leader is outside its pid namespace.
+	if p.console == nil {
+		_, _ = unix.Setsid()
+	}
 	err = p.finalizeAndExec()
 	// `start` is still reading the fifo: it reports this as its own error.
 	_, _ = unix.Write(p.fifoFd, append([]byte{StartFailed}, err.Error()...))
