@@ -42,6 +42,22 @@ mkdir -p "$work/bin" "$work/files"
 go test -c -o "$work/bin/integration.test" ./test/integration
 go test -c -o "$work/bin/cgroups.test" ./runtime/cgroups
 
+# CRIU (checkpoint/restore) works in the VM's kernel, not on hybrid 6.18 hosts:
+# bring criu and what it calls (network lock, tmpfs dumps) when installed.
+criu_args=()
+if command -v criu >/dev/null 2>&1; then
+	criu_args+=(--modules "nf_tables nft_compat xt_mark nf_conntrack nf_conntrack_netlink unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag af_packet_diag")
+	for b in /usr/sbin/criu /usr/sbin/ip /usr/bin/tar /usr/bin/gzip \
+		/usr/sbin/iptables-save /usr/sbin/ip6tables-save /usr/sbin/iptables-restore /usr/sbin/ip6tables-restore \
+		/usr/sbin/iptables-legacy-save /usr/sbin/ip6tables-legacy-save /usr/sbin/iptables-legacy-restore /usr/sbin/ip6tables-legacy-restore; do
+		[ -e "$b" ] && criu_args+=(--bin "$b")
+	done
+	if [ -d /usr/lib/x86_64-linux-gnu/xtables ]; then
+		cp -r /usr/lib/x86_64-linux-gnu/xtables "$work/files/xtables"
+		criu_args+=(--env XTABLES_LIBDIR=/files/xtables)
+	fi
+fi
+
 # The guest side (busybox ash, cwd /files).
 cat >"$work/files/guest.sh" <<'EOF'
 set -u
@@ -106,7 +122,7 @@ vmargs=(--env HULL_RUNTIME="$repo/bin/hull-runtime" --env TESTBIN="$work/bin")
 vmrc=0
 bash "$vm" --timeout "${VM_TEST_TIMEOUT:-840}" \
 	--bin "$repo/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
-	--files "$work/files" --out "$logs" "${vmargs[@]}" \
+	--files "$work/files" --out "$logs" "${vmargs[@]}" "${criu_args[@]}" \
 	-- sh /files/guest.sh || vmrc=$?
 took=$(($(date +%s) - start))
 if [ "$vmrc" != 0 ]; then
