@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,7 @@ import (
 // otherwise a "stats" event every interval and an "oom" event whenever the
 // OOM killer hits the container, until the container stops.
 func cmdEvents(g *globals, args []string) error {
+	debug.SetGCPercent(100) // a stream can run for days
 	fs := newFlags("events")
 	interval := 5 * time.Second
 	statsOnly := false

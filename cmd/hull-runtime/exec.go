@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,6 +191,8 @@ func cmdExec(g *globals, args []string) error {
 // waitForwarding waits for a child, forwarding our signals to it, and returns
 // its exit status as an exitError (like runc: 128+n for a signal).
 func waitForwarding(p *os.Process, sigc chan os.Signal, relay *ttyRelay) error {
+	debug.SetGCPercent(100) // the wait can last as long as the container
+
 	done := make(chan *os.ProcessState, 1)
 	go func() {
 		ps, _ := p.Wait()

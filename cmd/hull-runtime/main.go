@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/hull-runtime/hull/runtime/container"
@@ -81,6 +82,9 @@ func main() {
 		initproc.Main()
 		return
 	}
+	// Most verbs live for milliseconds: collecting garbage only costs time.
+	// Verbs that go on waiting (run, exec, events) turn it back on.
+	debug.SetGCPercent(-1)
 	os.Exit(run(os.Args[1:]))
 }
 

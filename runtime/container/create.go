@@ -304,6 +304,14 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	}
 	childSock.Close()
 
+	// The init decodes its config while we put it into its cgroups; it starts
+	// the setup only on MsgGo, once it is there.
+	icfg.CgroupPaths = cg.Paths()
+	enc := json.NewEncoder(parentSock)
+	dec := json.NewDecoder(parentSock)
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: icfg}); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", initErr(err, proc))
+	}
 	// Apply can fail halfway (some hierarchies created): always destroy on error.
 	cgApplied = true
 	if err := cg.Apply(proc.Pid); err != nil {
@@ -316,16 +324,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		return nil, err
 	}
 	c.Cgroup.Paths = cg.Paths()
-	icfg.CgroupPaths = c.Cgroup.Paths
 	c.Pid = proc.Pid
 	if c.PidStartTime, _, err = state.ProcStartTime(proc.Pid); err != nil {
 		return nil, fmt.Errorf("read start time of init %d: %w", proc.Pid, err)
 	}
-
-	enc := json.NewEncoder(parentSock)
-	dec := json.NewDecoder(parentSock)
-	if err := enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: icfg}); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", initErr(err, proc))
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgGo}); err != nil {
+		return nil, fmt.Errorf("resume init: %w", initErr(err, proc))
 	}
 	for done := false; !done; {
 		var msg initproc.Message

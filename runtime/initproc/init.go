@@ -49,6 +49,11 @@ func Main() {
 	if msg.Type != MsgConfig || msg.Config == nil {
 		fail(fmt.Errorf("unexpected first message %q from parent", msg.Type))
 	}
+	var goMsg Message
+	if err := dec.Decode(&goMsg); err != nil || goMsg.Type != MsgGo {
+		// The parent failed to set up our cgroups and is killing us.
+		os.Exit(1)
+	}
 	p := &initProc{cfg: msg.Config, enc: enc, dec: dec}
 	if err := p.setup(); err != nil {
 		fail(err)

@@ -68,6 +68,7 @@ type ExecConfig struct {
 const (
 	MsgExec    = "exec"    // parent -> init: ExecConfig
 	MsgConfig  = "config"  // parent -> init: Config
+	MsgGo      = "go"      // parent -> init: in the cgroups now, start the setup
 	MsgHooks   = "hooks"   // init -> parent: run prestart and createRuntime hooks now
 	MsgHooksOK = "hooksok" // parent -> init: done; State holds the state for createContainer hooks
 	MsgReady   = "ready"   // init -> parent: fully set up, about to wait on the exec fifo
