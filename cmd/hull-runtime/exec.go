@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -191,7 +192,10 @@ func cmdExec(g *globals, args []string) error {
 // waitForwarding waits for a child, forwarding our signals to it, and returns
 // its exit status as an exitError (like runc: 128+n for a signal).
 func waitForwarding(p *os.Process, sigc chan os.Signal, relay *ttyRelay) error {
-	debug.SetGCPercent(100) // the wait can last as long as the container
+	// The wait can last as long as the container: collect garbage again, but
+	// not on the start path of a short container.
+	gcOn := time.AfterFunc(5*time.Second, func() { debug.SetGCPercent(100) })
+	defer gcOn.Stop()
 
 	done := make(chan *os.ProcessState, 1)
 	go func() {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"path/filepath"
+
 	"fmt"
+	rspec "github.com/hull-runtime/hull/runtime/spec"
 	"os"
 	"os/signal"
 )
@@ -24,8 +27,17 @@ func cmdRun(g *globals, args []string) error {
 		return err
 	}
 	rt := g.runtime()
+	opts := cf.options(id)
+	bundle, err := filepath.Abs(cf.bundle)
+	if err != nil {
+		return err
+	}
+	// Loaded once here (the terminal decides on the relay) and handed to Create.
+	if opts.Spec, err = rspec.Load(bundle); err != nil {
+		return err
+	}
 	var relay *ttyRelay
-	if cf.consoleSocket == "" && wantsTerminal(cf.bundle) {
+	if cf.consoleSocket == "" && opts.Spec.Process != nil && opts.Spec.Process.Terminal {
 		if detach {
 			return fmt.Errorf("run: cannot allocate a terminal for a detached container without --console-socket")
 		}
@@ -33,7 +45,7 @@ func cmdRun(g *globals, args []string) error {
 			return err
 		}
 		defer relay.close()
-		cf.consoleSocket = relay.path()
+		opts.ConsoleSocket = relay.path()
 	}
 	// Catch signals from the start: they are forwarded to the container once it runs.
 	sigc := make(chan os.Signal, 16)
@@ -41,7 +53,7 @@ func cmdRun(g *globals, args []string) error {
 		signal.Notify(sigc)
 		defer signal.Stop(sigc)
 	}
-	init, err := rt.Create(cf.options(id))
+	init, err := rt.Create(opts)
 	if err != nil {
 		return err
 	}

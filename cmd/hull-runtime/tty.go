@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,20 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// wantsTerminal reads just process.terminal from the bundle's config.json.
-func wantsTerminal(bundle string) bool {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return false
-	}
-	var c struct {
-		Process *struct {
-			Terminal bool `json:"terminal"`
-		} `json:"process"`
-	}
-	return json.Unmarshal(data, &c) == nil && c.Process != nil && c.Process.Terminal
-}
 
 // ttyRelay is `run` of a terminal container without --console-socket: like runc,
 // hull-runtime receives the pty master itself and relays its own stdio.

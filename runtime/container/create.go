@@ -51,6 +51,9 @@ type CreateOptions struct {
 	Stdin         *os.File
 	Stdout        *os.File
 	Stderr        *os.File
+	// Spec, when set, is the bundle's config.json already loaded with
+	// spec.Load (run reads it first to decide on a terminal).
+	Spec *specs.Spec
 }
 
 // Init is a created container's init process, for `run` to wait on.
@@ -80,9 +83,11 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	spec, err := rspec.Load(bundle)
-	if err != nil {
-		return nil, err
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = rspec.Load(bundle); err != nil {
+			return nil, err
+		}
 	}
 	if spec.Linux == nil {
 		return nil, errors.New("config.json: linux: required on Linux")
