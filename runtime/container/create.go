@@ -297,6 +297,23 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		defer rl.close()
 	}
 
+	// On a pure cgroup v2 host the init is cloned straight into its cgroup
+	// (CLONE_INTO_CGROUP): no migration afterwards, and everything it does is
+	// charged there from its first instruction.
+	cgroupAtClone := false
+	if cgroups.IsCgroup2UnifiedMode() && !rt.SystemdCgroup && !rt.Rootless {
+		cgApplied = true
+		if err := cg.Apply(-1); err != nil {
+			return nil, err
+		}
+		dir, err := os.Open(cg.UnifiedPath())
+		if err != nil {
+			return nil, fmt.Errorf("open cgroup %s: %w", cg.UnifiedPath(), err)
+		}
+		defer dir.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+		cgroupAtClone = true
+	}
 	if err := startInNamespaces(cmd, joins); err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
@@ -319,8 +336,10 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	}
 	// Apply can fail halfway (some hierarchies created): always destroy on error.
 	cgApplied = true
-	if err := cg.Apply(proc.Pid); err != nil {
-		return nil, err
+	if !cgroupAtClone {
+		if err := cg.Apply(proc.Pid); err != nil {
+			return nil, err
+		}
 	}
 	if err := cg.Set(); err != nil {
 		return nil, err
