@@ -189,7 +189,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	cmd.Env = []string{
 		// The init lives milliseconds: no GC, and no cgroup-aware GOMAXPROCS
 		// (which keeps the host's cgroup files open in the container's init).
-		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0",
+		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0", "GOMAXPROCS=1",
 		initproc.EnvSyncFd + "=" + addFd(childSock),
 		initproc.EnvFifoFd + "=" + addFd(fifoPath),
 	}
