@@ -2,6 +2,7 @@
 # Installs what hull needs to build and test on Debian 12: only Debian packages and Go modules.
 set -euo pipefail
 pkgs=(busybox-static libseccomp-dev pkg-config gcc make git runc crun uidmap iproute2 util-linux procps criu iptables tar gzip hyperfine qemu-system-x86)
+pkgs+=(podman conmon containerd umoci) # scripts/dropin.sh: Podman 4.3 and containerd 1.6 drive hull-runtime
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -17,6 +17,10 @@ if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
 	echo "== OCI runtime-tools validation"
 	scripts/conformance.sh || rc=1
 fi
+if [ "${DROPIN_TESTS:-1}" != 0 ]; then
+	echo "== drop-in under Podman and containerd (DROPIN_TESTS=0 skips)"
+	scripts/dropin.sh || rc=1
+fi
 if [ "${VM_TESTS:-1}" != 0 ]; then
 	echo "== tests on pure cgroup v2 (VM; VM_TESTS=0 skips)"
 	scripts/vm-test.sh || rc=1

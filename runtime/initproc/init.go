@@ -74,7 +74,7 @@ func Main() {
 	// Like runc's init, lead a session of our own (a terminal container gets
 	// one in setControllingTerminal): CRIU cannot checkpoint a container
 	// whose session leader is outside its pid namespace.
-	if p.console == nil {
+	if !p.sessionLeader {
 		_, _ = unix.Setsid()
 	}
 	err = p.finalizeAndExec()
@@ -105,7 +105,9 @@ type initProc struct {
 
 	procFd  int      // O_PATH fd of the host /proc, valid after pivot_root
 	fifoFd  int      // O_PATH fd of the exec fifo; after start, its write end
-	console *os.File // pty slave when process.terminal
+	console *os.File // pty slave of an exec'd process, made its stdio before exec
+	// sessionLeader: the init already made its pty the controlling terminal.
+	sessionLeader bool
 	exePath string   // container path of the program, resolved before start
 	// seccomp is compiled during setup: errors surface at create, and nothing
 	// needs to allocate after process.rlimits (RLIMIT_AS) are applied.
@@ -165,9 +167,17 @@ func (p *initProc) setup() error {
 			return err
 		}
 		if spec.Process != nil && spec.Process.Terminal {
-			if p.console, err = r.setupConsole(); err != nil {
+			tty, err := r.setupConsole()
+			if err != nil {
 				return err
 			}
+			// The pty becomes our stdio now, as with runc: the caller's stdio
+			// must not stay open while the container waits in "created"
+			// (containerd's shim waits for create's pipes to close).
+			if err := setControllingTerminal(tty); err != nil {
+				return err
+			}
+			p.sessionLeader = true
 		}
 	} else if spec.Process != nil && spec.Process.Terminal {
 		return errors.New("process.terminal needs a mount namespace (linux.namespaces) for the container's devpts")

@@ -388,3 +388,37 @@ func TestNetDeviceMovesIntoTheContainerWithItsAddress(t *testing.T) {
 		t.Fatalf("exit %d, output %q: want ctr0 with 10.123.45.6 in the container", code, out)
 	}
 }
+
+// Regression: with a terminal the init kept create's stdout until start, so a
+// caller waiting for create's pipes to close (containerd's shim) hung.
+func TestCreateWithTerminalReleasesTheCallersStdio(t *testing.T) {
+	e := newEnv(t, "sh")
+	e.spec.Process.Terminal = true
+	e.write("ttypipe")
+	sockPath := filepath.Join(e.dir, "c.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.AcceptUnix()
+		if err == nil {
+			buf, oob := make([]byte, 256), make([]byte, 64)
+			_, _, _, _, _ = c.ReadMsgUnix(buf, oob)
+			c.Close()
+		}
+	}()
+	cmd := exec.Command(runtimeBin, "--root", e.root, "create", "--bundle", e.bundle, "--console-socket", sockPath, "ttypipe")
+	done := make(chan error, 1)
+	go func() { _, err := cmd.CombinedOutput(); done <- err }() // pipes: returns only when all writers are gone
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("create's stdout pipe stayed open: the created init still holds it")
+	}
+}
