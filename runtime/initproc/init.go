@@ -108,7 +108,7 @@ type initProc struct {
 	console *os.File // pty slave of an exec'd process, made its stdio before exec
 	// sessionLeader: the init already made its pty the controlling terminal.
 	sessionLeader bool
-	exePath string   // container path of the program, resolved before start
+	exePath       string // container path of the program, resolved before start
 	// seccomp is compiled during setup: errors surface at create, and nothing
 	// needs to allocate after process.rlimits (RLIMIT_AS) are applied.
 	seccomp *seccomp.Program
