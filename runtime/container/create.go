@@ -124,6 +124,14 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		Owner: "", Annotations: spec.Annotations, Config: spec,
 		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless},
 	}
+	// The in-progress record comes first: if this process is killed from here
+	// on, `delete` finds the cgroup (and later the pid) to clean up.
+	c.Creating = true
+	c.Cgroup.Paths = cg.Paths()
+	if err := rt.Store.Save(c); err != nil {
+		rt.Store.Remove(o.ID)
+		return nil, err
+	}
 	var proc *os.Process
 	cgApplied := false
 	defer func() {
@@ -192,6 +200,8 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0", "GOMAXPROCS=1",
 		initproc.EnvSyncFd + "=" + addFd(childSock),
 		initproc.EnvFifoFd + "=" + addFd(fifoPath),
+		// Until create has finished, the init dies with us (see MsgCreated).
+		initproc.EnvDieWithParent + "=1",
 	}
 	if o.ConsoleSocket != "" {
 		conn, err := dialUnix("--console-socket", o.ConsoleSocket)
@@ -314,9 +324,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
 		cgroupAtClone = true
 	}
-	if err := startInNamespaces(cmd, joins); err != nil {
+	release, err := startInNamespaces(cmd, joins)
+	if err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
+	// The init's parent-death signal is tied to the thread that forked it.
+	defer release()
 	proc = cmd.Process
 	if rl != nil {
 		if proc, err = rl.finish(cmd); err != nil {
@@ -351,6 +364,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	c.Pid = proc.Pid
 	if c.PidStartTime, _, err = state.ProcStartTime(proc.Pid); err != nil {
 		return nil, fmt.Errorf("read start time of init %d: %w", proc.Pid, err)
+	}
+	if err := rt.Store.Save(c); err != nil {
+		return nil, err
 	}
 	if err := enc.Encode(initproc.Message{Type: initproc.MsgGo}); err != nil {
 		return nil, fmt.Errorf("resume init: %w", initErr(err, proc))
@@ -389,6 +405,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			return nil, fmt.Errorf("unexpected message %q from init", msg.Type)
 		}
 	}
+	c.Creating = false
 	if err := rt.Store.Save(c); err != nil {
 		return nil, err
 	}
@@ -396,6 +413,14 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
 			return nil, err
 		}
+	}
+	// The init drops its parent-death signal and closes the socket: from the
+	// EOF on it outlives us.
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgCreated}); err != nil {
+		return nil, fmt.Errorf("tell init create is done: %w", initErr(err, proc))
+	}
+	if _, err := io.Copy(io.Discard, parentSock); err != nil {
+		return nil, fmt.Errorf("wait for init: %w", err)
 	}
 	return &Init{Process: proc, State: c}, nil
 }
@@ -421,12 +446,16 @@ func initErr(err error, p *os.Process) error {
 // startInNamespaces starts cmd from a thread that has first joined the given
 // namespaces: a clone inherits them. The thread is never unlocked, so Go
 // discards it afterwards instead of reusing it in foreign namespaces.
-func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
+// The returned release lets that thread go; until then it stays parked, as the
+// init's parent-death signal would fire when it exits.
+func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) (release func(), err error) {
 	if len(joins) == 0 {
-		return cmd.Start()
+		return func() {}, cmd.Start()
 	}
 	errc := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
+		defer func() { <-done }()
 		runtime.LockOSThread()
 		for _, ns := range joins {
 			f, err := os.Open(ns.Path)
@@ -443,7 +472,7 @@ func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
 		}
 		errc <- cmd.Start()
 	}()
-	return <-errc
+	return func() { close(done) }, <-errc
 }
 
 // dialUnix connects to a unix socket and returns the connection as a file to

@@ -16,7 +16,10 @@ import (
 
 // Status computes the live status of a loaded container.
 func (rt *Runtime) Status(c *state.Container) string {
-	if !c.Alive() {
+	if c.Creating && !c.LockHeld && rt.Store.Locked(c.ID) {
+		return state.Creating
+	}
+	if c.Creating || !c.Alive() {
 		return state.Stopped
 	}
 	if _, err := os.Lstat(rt.Store.FifoPath(c.ID)); err == nil {
@@ -49,6 +52,7 @@ func (rt *Runtime) load(id string) (*state.Container, func(), error) {
 		unlock()
 		return nil, nil, err
 	}
+	c.LockHeld = true
 	return c, unlock, nil
 }
 
@@ -269,6 +273,10 @@ func (rt *Runtime) Delete(id string, force bool) error {
 	c, unlock, err := rt.load(id)
 	if err != nil {
 		if force && errors.Is(err, state.ErrNotExist) {
+			// A create killed before its first record: only the dir exists.
+			if _, serr := os.Stat(rt.Store.Dir(id)); serr == nil {
+				return rt.Store.Remove(id)
+			}
 			return nil
 		}
 		if errors.Is(err, state.ErrNotExist) {

@@ -25,6 +25,14 @@ func Main() {
 			_ = unix.Pause()
 		}
 	}
+	// Until create has finished, die with it: a create killed halfway must not
+	// leave an init waiting forever.
+	// (If it died before the prctl, the sync socket is at EOF and we exit on
+	// the next read.)
+	if os.Getenv(EnvDieWithParent) != "" {
+		os.Unsetenv(EnvDieWithParent)
+		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	}
 	sync, err := fdFromEnv(EnvSyncFd)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hull-runtime init: %v (init is started by hull-runtime create, not by hand)\n", err)
@@ -61,6 +69,11 @@ func Main() {
 	if err := enc.Encode(Message{Type: MsgReady}); err != nil {
 		os.Exit(1)
 	}
+	var created Message
+	if err := dec.Decode(&created); err != nil || created.Type != MsgCreated {
+		os.Exit(1) // create failed after all and kills us
+	}
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
 	sock.Close()
 	if err := p.waitStart(); err != nil {
 		// Nobody listens on the sync socket any more: the container's stderr is the

@@ -14,6 +14,9 @@ const (
 	EnvFifoFd    = "_HULL_FIFO_FD"
 	EnvConsoleFd = "_HULL_CONSOLE_FD"
 	EnvLogLevel  = "_HULL_LOG_LEVEL"
+	// EnvDieWithParent makes the init die with `create` (parent-death signal)
+	// until MsgCreated.
+	EnvDieWithParent = "_HULL_DIE_WITH_PARENT"
 	// EnvSeccompFd is a connection to linux.seccomp.listenerPath, made by the
 	// parent (the path is on the host), that receives the notify fd.
 	EnvSeccompFd = "_HULL_SECCOMP_FD"
@@ -72,6 +75,7 @@ const (
 	MsgHooks   = "hooks"   // init -> parent: run prestart and createRuntime hooks now
 	MsgHooksOK = "hooksok" // parent -> init: done; State holds the state for createContainer hooks
 	MsgReady   = "ready"   // init -> parent: fully set up, about to wait on the exec fifo
+	MsgCreated = "created" // parent -> init: state saved; outlive the parent from now on
 	MsgError   = "error"   // init -> parent: setup failed; Error says why
 )
 

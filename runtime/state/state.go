@@ -58,6 +58,12 @@ type Container struct {
 	Owner        string            `json:"owner"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Cgroup       CgroupInfo        `json:"cgroup"`
+	// Creating is set while `create` runs: a record left with it by a killed
+	// create is a stopped container whose cgroup and state `delete` removes.
+	Creating bool `json:"creating,omitempty"`
+	// LockHeld is set (never saved) when this process holds the container's
+	// lock: then no create can be running elsewhere.
+	LockHeld bool `json:"-"`
 	// Started is set by `start` once the exec fifo was consumed.
 	Started bool `json:"started,omitempty"`
 	// Config is the validated config.json, kept for the hooks and resources of later verbs.
@@ -231,6 +237,20 @@ func ProcStartTime(pid int) (start uint64, zombie bool, err error) {
 		return 0, false, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
 	}
 	return start, f[0] == "Z" || f[0] == "X", nil
+}
+
+// Locked reports whether another process holds the container's lock (a
+// create still running).
+func (s Store) Locked(id string) bool {
+	f, err := os.Open(filepath.Join(s.Dir(id), lockFile))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return true
+	}
+	return false
 }
 
 // Alive reports whether the container's init is still the process it recorded.
