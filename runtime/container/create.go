@@ -179,30 +179,13 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		return nil, err
 	}
 	defer exe.Close()
-
-	cmd := &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:   []string{"hull-runtime", "init"},
-		Stdin:  o.Stdin,
-		Stdout: o.Stdout,
-		Stderr: o.Stderr,
-	}
-	for i := 0; i < o.PreserveFds; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
-	}
-	addFd := func(f *os.File) string {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		return strconv.Itoa(2 + len(cmd.ExtraFiles))
-	}
-	cmd.Env = []string{
-		// The init lives milliseconds: no GC, and no cgroup-aware GOMAXPROCS
-		// (which keeps the host's cgroup files open in the container's init).
-		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0", "GOMAXPROCS=1",
-		initproc.EnvSyncFd + "=" + addFd(childSock),
-		initproc.EnvFifoFd + "=" + addFd(fifoPath),
+	cmd, addFd := initCommand(exe, o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
+	cmd.Env = append(cmd.Env,
+		initproc.EnvSyncFd+"="+addFd(childSock),
+		initproc.EnvFifoFd+"="+addFd(fifoPath),
 		// Until create has finished, the init dies with us (see MsgCreated).
-		initproc.EnvDieWithParent + "=1",
-	}
+		initproc.EnvDieWithParent+"=1",
+	)
 	if o.ConsoleSocket != "" {
 		conn, err := dialUnix("--console-socket", o.ConsoleSocket)
 		if err != nil {
@@ -410,7 +393,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		return nil, err
 	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
+		if err := WritePidFile(o.PidFile, proc.Pid); err != nil {
 			return nil, err
 		}
 	}
@@ -504,7 +487,31 @@ func addSeccompListener(sc *specs.LinuxSeccomp, cmd *exec.Cmd, addFd func(*os.Fi
 	return conn, nil
 }
 
-func writePidFile(path string, pid int) error {
+// initCommand is the re-exec of the sealed binary as `hull-runtime init`, with
+// the caller's stdio and preserved fds (3..3+preserve-1); addFd passes one
+// more file and returns its fd number in the init.
+func initCommand(exe, stdin, stdout, stderr *os.File, preserve int) (*exec.Cmd, func(*os.File) string) {
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:   []string{"hull-runtime", "init"},
+		Stdin:  stdin,
+		Stdout: stdout,
+		Stderr: stderr,
+		// The init lives milliseconds: no GC, one P, and no cgroup-aware
+		// GOMAXPROCS (which keeps the host's cgroup files open in the init).
+		Env: []string{"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0", "GOMAXPROCS=1"},
+	}
+	for i := 0; i < preserve; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	return cmd, func(f *os.File) string {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		return strconv.Itoa(2 + len(cmd.ExtraFiles))
+	}
+}
+
+// WritePidFile writes pid to path atomically (temp file + rename), for --pid-file.
+func WritePidFile(path string, pid int) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("--pid-file %s: %w", path, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -121,25 +120,16 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, err
 	}
 	defer exe.Close()
-	cmd := &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:   []string{"hull-runtime", "init"},
-		Stdin:  o.Stdin,
-		Stdout: o.Stdout,
-		Stderr: o.Stderr,
-	}
-	for i := 0; i < o.PreserveFds; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
-	}
-	addFd := func(f *os.File) string {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		return strconv.Itoa(2 + len(cmd.ExtraFiles))
-	}
-	cmd.Env = []string{
-		"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0",
-		initproc.EnvSyncFd + "=" + addFd(childSock),
-		nsenter.EnvForkPidFd + "=" + addFd(pidW),
-		nsenter.EnvJoin + "=" + strings.Join(joins, ","),
+	cmd, addFd := initCommand(exe, o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
+	cmd.Env = append(cmd.Env,
+		initproc.EnvSyncFd+"="+addFd(childSock),
+		nsenter.EnvForkPidFd+"="+addFd(pidW),
+		nsenter.EnvJoin+"="+strings.Join(joins, ","),
+	)
+	if st != state.Paused {
+		// Die with us until the execve (finalizeAndExec clears it). A frozen
+		// process (--ignore-paused) must outlive us: we do not wait for it.
+		cmd.Env = append(cmd.Env, initproc.EnvDieWithParent+"=1")
 	}
 	if o.ConsoleSocket != "" {
 		conn, err := dialUnix("--console-socket", o.ConsoleSocket)
@@ -210,7 +200,7 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, fmt.Errorf("exec in container %s: %w", o.ID, err)
 	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, pid); err != nil {
+		if err := WritePidFile(o.PidFile, pid); err != nil {
 			return nil, err
 		}
 	}

@@ -306,7 +306,7 @@ func (rt *Runtime) Delete(id string, force bool) error {
 		if pids, _ := cg.Pids(); len(pids) > 0 {
 			_ = cg.KillAll(unix.SIGKILL)
 		}
-		if err := destroyRetry(cg); err != nil {
+		if err := DestroyCgroup(cg); err != nil {
 			errs = append(errs, err)
 		}
 	} else {
@@ -336,8 +336,9 @@ func (rt *Runtime) killAndWait(c *state.Container) error {
 	return waitGone(c, 10*time.Second)
 }
 
-// destroyRetry removes the cgroup; processes just killed may take a moment to leave it.
-func destroyRetry(cg *cgroups.Manager) error {
+// DestroyCgroup removes a container's cgroup; processes just killed may take a
+// moment to leave it.
+func DestroyCgroup(cg *cgroups.Manager) error {
 	var err error
 	for i := 0; i < 50; i++ {
 		if err = cg.Destroy(); err == nil {

@@ -162,7 +162,7 @@ func Restore(rt *container.Runtime, o RestoreOptions) (_ *container.Init, retErr
 		if cg.Exists() {
 			_ = cg.KillAll(unix.SIGKILL)
 		}
-		if err := destroyRetry(cg); err != nil {
+		if err := container.DestroyCgroup(cg); err != nil {
 			rt.Log.Warn("cleanup after failed restore: remove cgroup", "id", o.ID, "err", err)
 		}
 	})
@@ -336,7 +336,7 @@ func Restore(rt *container.Runtime, o RestoreOptions) (_ *container.Init, retErr
 		return nil, err
 	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, pid); err != nil {
+		if err := container.WritePidFile(o.PidFile, pid); err != nil {
 			return nil, err
 		}
 	}
@@ -599,36 +599,6 @@ func sendConsole(socket string, master *os.File, name string) error {
 	defer conn.Close()
 	if _, _, err := conn.WriteMsgUnix([]byte(name), unix.UnixRights(int(master.Fd())), nil); err != nil {
 		return fmt.Errorf("--console-socket %s: send the pty master: %w", socket, err)
-	}
-	return nil
-}
-
-// destroyRetry removes the cgroup; processes just killed may take a moment
-// to leave it.
-func destroyRetry(cg *cgroups.Manager) error {
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = cg.Destroy(); err == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return err
-}
-
-// writePidFile writes pid atomically (temp file + rename), as create does.
-func writePidFile(p string, pid int) error {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return fmt.Errorf("--pid-file %s: %w", p, err)
-	}
-	tmp := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("--pid-file %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, abs); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("--pid-file %s: %w", p, err)
 	}
 	return nil
 }

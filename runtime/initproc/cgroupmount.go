@@ -3,6 +3,7 @@ package initproc
 import (
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
 	"os"
 	"path"
 	"strings"
@@ -21,31 +22,21 @@ type hostCgroupMount struct {
 }
 
 func hostCgroupMounts() ([]hostCgroupMount, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return (m.FSType != "cgroup" && m.FSType != "cgroup2") || !strings.HasPrefix(m.Mountpoint, "/sys/fs/cgroup"), false
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
 	var out []hostCgroupMount
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		if !strings.HasPrefix(mp, "/sys/fs/cgroup") {
-			continue
-		}
+	for _, m := range mounts {
 		var opts []string
-		for _, o := range strings.Split(g[2], ",") {
+		for _, o := range strings.Split(m.VFSOptions, ",") {
 			if o != "rw" && o != "ro" && !strings.HasPrefix(o, "release_agent") && o != "clone_children" && o != "nsdelegate" && o != "memory_recursiveprot" {
 				opts = append(opts, o)
 			}
 		}
-		out = append(out, hostCgroupMount{mountPoint: mp, fsType: g[0], options: opts})
+		out = append(out, hostCgroupMount{mountPoint: m.Mountpoint, fsType: m.FSType, options: opts})
 	}
 	return out, nil
 }

@@ -191,6 +191,8 @@ func (p *initProc) finalizeAndExec() error {
 			}
 		}
 	}
+	// An exec'd process dies with `hull-runtime exec` until here, not after.
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
 	if err := unix.Exec(p.exePath, proc.Args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.exePath, err)
 	}

@@ -3,6 +3,7 @@ package initproc
 import (
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
 	"os"
 	"path"
 	"path/filepath"
@@ -137,46 +138,24 @@ func makeParentPrivate(dir string) error {
 	return nil
 }
 
-// mountPointOf returns the mount point of the mount that contains p, from mountinfo.
+// mountPointOf returns the mount point of the mount that contains p.
 func mountPointOf(p string) (string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("read mountinfo: %w", err)
-	}
-	p, err = filepath.EvalSymlinks(p)
+	p, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", p, err)
 	}
+	// ParentsFilter keeps the mounts at p and above it: the longest is p's.
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(p))
+	if err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
 	best := "/"
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		if (p == mp || strings.HasPrefix(p, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
-			best = mp
+	for _, m := range mounts {
+		if len(m.Mountpoint) > len(best) {
+			best = m.Mountpoint
 		}
 	}
 	return best, nil
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // openInRoot resolves p inside the rootfs and returns an O_PATH fd.
