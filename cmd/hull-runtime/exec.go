@@ -167,8 +167,7 @@ func cmdExec(g *globals, args []string) error {
 	}
 	sigc := make(chan os.Signal, 16)
 	if !detach {
-		signal.Notify(sigc)
-		defer signal.Stop(sigc)
+		signal.Notify(sigc, forwardedSignals...)
 	}
 	p, err := rt.Exec(container.ExecOptions{
 		ID: id, Process: proc, PidFile: pidFile, ConsoleSocket: consoleSocket, PreserveFds: preserveFds,
@@ -247,4 +246,14 @@ func parseUser(s string) (uid, gid uint32, hasGid bool, err error) {
 		gid = uint32(g)
 	}
 	return uint32(u), gid, hasGid, nil
+}
+
+// forwardedSignals are relayed to the container's process by run, exec and
+// restore. Not every signal: catching all of them (signal.Notify with no
+// list) costs milliseconds of start-up, and SIGCHLD, SIGPIPE, SIGURG and the
+// real-time signals Go uses internally are ours.
+var forwardedSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+	unix.SIGVTALRM, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGIO, unix.SIGPWR,
 }

@@ -85,9 +85,6 @@ func main() {
 	// Most verbs live for milliseconds: collecting garbage only costs time.
 	// Verbs that go on waiting (run, exec, events) turn it back on.
 	debug.SetGCPercent(-1)
-	// One P: the runtime's goroutines mostly wait on syscalls, and idle Ps
-	// spinning for work cost CPU that containers started in parallel need.
-	runtime.GOMAXPROCS(1)
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -48,8 +48,7 @@ func cmdRestore(g *globals, args []string) error {
 	// Catch signals from the start: they are forwarded to the container once it runs.
 	sigc := make(chan os.Signal, 16)
 	if !detach {
-		signal.Notify(sigc)
-		defer signal.Stop(sigc)
+		signal.Notify(sigc, forwardedSignals...)
 	}
 	rt := g.runtime()
 	init, err := criu.Restore(rt, o)

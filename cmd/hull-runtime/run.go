@@ -50,8 +50,7 @@ func cmdRun(g *globals, args []string) error {
 	// Catch signals from the start: they are forwarded to the container once it runs.
 	sigc := make(chan os.Signal, 16)
 	if !detach {
-		signal.Notify(sigc)
-		defer signal.Stop(sigc)
+		signal.Notify(sigc, forwardedSignals...)
 	}
 	init, err := rt.Create(opts)
 	if err != nil {
