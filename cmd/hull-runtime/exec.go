@@ -165,10 +165,7 @@ func cmdExec(g *globals, args []string) error {
 		defer relay.close()
 		consoleSocket = relay.path()
 	}
-	sigc := make(chan os.Signal, 16)
-	if !detach {
-		signal.Notify(sigc, forwardedSignals...)
-	}
+	sigc := catchSignals(!detach)
 	p, err := rt.Exec(container.ExecOptions{
 		ID: id, Process: proc, PidFile: pidFile, ConsoleSocket: consoleSocket, PreserveFds: preserveFds,
 		SubCgroup: strings.Join(cgroups, ","), IgnorePaused: ignorePaused, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
@@ -190,7 +187,8 @@ func cmdExec(g *globals, args []string) error {
 
 // waitForwarding waits for a child, forwarding our signals to it, and returns
 // its exit status as an exitError (like runc: 128+n for a signal).
-func waitForwarding(p *os.Process, sigc chan os.Signal, relay *ttyRelay) error {
+func waitForwarding(p *os.Process, sigs *signals, relay *ttyRelay) error {
+	sigc := sigs.wait()
 	// The wait can last as long as the container: collect garbage again, but
 	// not on the start path of a short container.
 	gcOn := time.AfterFunc(5*time.Second, func() { debug.SetGCPercent(100) })
@@ -246,6 +244,31 @@ func parseUser(s string) (uid, gid uint32, hasGid bool, err error) {
 		gid = uint32(g)
 	}
 	return uint32(u), gid, hasGid, nil
+}
+
+// signals is a channel of caught signals whose set-up may still be running.
+type signals struct {
+	c     chan os.Signal
+	ready chan struct{}
+}
+
+// catchSignals starts catching forwardedSignals in the background (when on).
+func catchSignals(on bool) *signals {
+	s := &signals{c: make(chan os.Signal, 16), ready: make(chan struct{})}
+	if !on {
+		close(s.ready)
+		return s
+	}
+	go func() {
+		signal.Notify(s.c, forwardedSignals...)
+		close(s.ready)
+	}()
+	return s
+}
+
+func (s *signals) wait() chan os.Signal {
+	<-s.ready
+	return s.c
 }
 
 // forwardedSignals are relayed to the container's process by run, exec and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/signal"
 
 	"github.com/hull-runtime/hull/runtime/criu"
 )
@@ -46,10 +45,7 @@ func cmdRestore(g *globals, args []string) error {
 	}
 	o.ID = id
 	// Catch signals from the start: they are forwarded to the container once it runs.
-	sigc := make(chan os.Signal, 16)
-	if !detach {
-		signal.Notify(sigc, forwardedSignals...)
-	}
+	sigc := catchSignals(!detach)
 	rt := g.runtime()
 	init, err := criu.Restore(rt, o)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 
 	"fmt"
 	rspec "github.com/hull-runtime/hull/runtime/spec"
-	"os"
-	"os/signal"
 )
 
 func cmdRun(g *globals, args []string) error {
@@ -47,11 +45,10 @@ func cmdRun(g *globals, args []string) error {
 		defer relay.close()
 		opts.ConsoleSocket = relay.path()
 	}
-	// Catch signals from the start: they are forwarded to the container once it runs.
-	sigc := make(chan os.Signal, 16)
-	if !detach {
-		signal.Notify(sigc, forwardedSignals...)
-	}
+	// Catch the signals we forward. Enabling them takes about a millisecond
+	// (a handshake with the runtime's signal thread per signal), so it runs
+	// beside the create; waitForwarding waits for it.
+	sigc := catchSignals(!detach)
 	init, err := rt.Create(opts)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -420,5 +421,40 @@ func TestCreateWithTerminalReleasesTheCallersStdio(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("create's stdout pipe stayed open: the created init still holds it")
+	}
+}
+
+// `run` forwards the signals it gets to the container's process.
+func TestRunForwardsSignalsToTheContainer(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.1; done")
+	e.write("fwd")
+	out, err := os.CreateTemp(e.dir, "out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(runtimeBin, "--root", e.root, "run", "--bundle", e.bundle, "fwd")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(out.Name())
+		if strings.Contains(string(data), "trapped") {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("container did not start: %q", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if code := exitCode(err); code != 42 {
+		t.Fatalf("run exited %d after SIGTERM, want the container's 42", code)
 	}
 }
