@@ -3,6 +3,10 @@ GO      ?= go
 PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# Static: no dynamic loader work on each of the two execs per container start
+# (measured: `hull-runtime --version` 3.5 -> 3.1 ms). libseccomp.a comes with
+# libseccomp-dev; netgo/osusergo keep glibc's NSS out.
+STATIC  := -tags 'netgo osusergo' -ldflags "$(LDFLAGS) -linkmode external -extldflags -static"
 SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mod go.sum
 
 .PHONY: build install test unit conformance demo lint clean
@@ -10,7 +14,7 @@ SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mo
 build: bin/hull-runtime bin/mkbundle
 
 bin/hull-runtime: $(SRC)
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull-runtime
+	$(GO) build -trimpath $(STATIC) -o $@ ./cmd/hull-runtime
 
 bin/mkbundle: $(SRC)
 	$(GO) build -trimpath -o $@ ./cmd/mkbundle
