@@ -170,6 +170,14 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 			_, _ = proc.Wait()
 		}
 	}()
+	// The process decodes its config while we put it into the cgroup; it goes
+	// on only on MsgGo.
+	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds, Seccomp: seccompCfg,
+		State: c.OCIState(state.Running), Pid: pid}
+	enc := json.NewEncoder(parentSock)
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
+		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
+	}
 	if o.SubCgroup != "" {
 		if err := addToSubCgroup(cg.Paths(), o.SubCgroup, pid); err != nil {
 			return nil, err
@@ -179,11 +187,8 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	} else if err := cg.AddPid(pid); err != nil {
 		return nil, err
 	}
-
-	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds, Seccomp: seccompCfg,
-		State: c.OCIState(state.Running), Pid: pid}
-	if err := json.NewEncoder(parentSock).Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
-		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
+	if err := enc.Encode(initproc.Message{Type: initproc.MsgGo}); err != nil {
+		return nil, fmt.Errorf("exec in container %s: resume process: %w", o.ID, err)
 	}
 	// EOF without a message: the sync socket was closed by a successful execve.
 	// In a paused container (--ignore-paused) the process is frozen before it

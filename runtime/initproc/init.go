@@ -51,6 +51,10 @@ func Main() {
 		fail(fmt.Errorf("read config from parent: %v", err))
 	}
 	if msg.Type == MsgExec && msg.Exec != nil {
+		var goMsg Message
+		if err := dec.Decode(&goMsg); err != nil || goMsg.Type != MsgGo {
+			os.Exit(1) // the parent failed to put us in the container's cgroup
+		}
 		// The sync socket is close-on-exec: EOF tells the parent the exec happened.
 		fail(execProcess(msg.Exec))
 	}
