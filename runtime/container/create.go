@@ -27,6 +27,7 @@ import (
 	"github.com/hull-runtime/hull/runtime/hooks"
 	"github.com/hull-runtime/hull/runtime/initproc"
 	"github.com/hull-runtime/hull/runtime/nsenter"
+	"github.com/hull-runtime/hull/runtime/seccomp"
 	rspec "github.com/hull-runtime/hull/runtime/spec"
 	"github.com/hull-runtime/hull/runtime/state"
 )
@@ -105,6 +106,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		}
 		return nil, errors.New("config.json: linux.intelRdt: Intel RDT is not supported by hull-runtime yet")
 	}
+	// Compiling a seccomp profile can take longer than the whole start (about
+	// 20 ms for Podman's default): from the cache, beside the rest of create.
+	seccompc := rt.compileSeccomp(spec.Linux.Seccomp)
 	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Resources: WithDefaultDeviceRules(spec)})
 	if err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
@@ -325,6 +329,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	// The init decodes its config while we put it into its cgroups; it starts
 	// the setup only on MsgGo, once it is there.
 	icfg.CgroupPaths = cg.Paths()
+	if icfg.SeccompBPF, err = (<-seccompc).get(); err != nil {
+		return nil, err
+	}
 	enc := json.NewEncoder(parentSock)
 	dec := json.NewDecoder(parentSock)
 	if err := enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: icfg}); err != nil {
@@ -574,3 +581,33 @@ func mapsRoot(m []specs.LinuxIDMapping) bool {
 	}
 	return false
 }
+
+type compiled struct {
+	bpf []byte
+	err error
+}
+
+func (c compiled) get() ([]byte, error) { return c.bpf, c.err }
+
+// compileSeccomp compiles (or finds in the cache under --root) a seccomp
+// profile in the background; the result is read from the channel.
+func (rt *Runtime) compileSeccomp(sc *specs.LinuxSeccomp) <-chan compiled {
+	ch := make(chan compiled, 1)
+	if sc == nil {
+		ch <- compiled{}
+		return ch
+	}
+	go func() {
+		p, err := seccomp.CompileCached(sc, filepath.Join(rt.Store.Root, SeccompCacheDir))
+		if err != nil {
+			ch <- compiled{err: fmt.Errorf("config.json: linux.seccomp: %w", err)}
+			return
+		}
+		bpf, err := p.MarshalBinary()
+		ch <- compiled{bpf: bpf, err: err}
+	}()
+	return ch
+}
+
+// SeccompCacheDir, below --root, holds compiled seccomp profiles.
+const SeccompCacheDir = ".seccomp-cache"

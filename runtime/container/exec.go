@@ -143,6 +143,7 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	if c.Config.Linux != nil {
 		seccompCfg = c.Config.Linux.Seccomp
 	}
+	seccompc := rt.compileSeccomp(seccompCfg)
 	if conn, err := addSeccompListener(seccompCfg, cmd, addFd); err != nil {
 		return nil, err
 	} else if conn != nil {
@@ -174,6 +175,9 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	// on only on MsgGo.
 	xc := &initproc.ExecConfig{ID: o.ID, Process: o.Process, PreserveFds: o.PreserveFds, Seccomp: seccompCfg,
 		State: c.OCIState(state.Running), Pid: pid}
+	if xc.SeccompBPF, err = (<-seccompc).get(); err != nil {
+		return nil, err
+	}
 	enc := json.NewEncoder(parentSock)
 	if err := enc.Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
 		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)

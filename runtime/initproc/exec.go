@@ -6,8 +6,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"github.com/hull-runtime/hull/runtime/seccomp"
 )
 
 // execProcess runs an `exec` process inside a running container. It only
@@ -37,7 +35,7 @@ func execProcess(x *ExecConfig) error {
 	}
 	if x.Seccomp != nil {
 		var err error
-		if p.seccomp, err = seccomp.Compile(x.Seccomp); err != nil {
+		if p.seccomp, err = loadProgram(x.SeccompBPF, x.Seccomp); err != nil {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}

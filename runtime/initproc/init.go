@@ -230,7 +230,7 @@ func (p *initProc) setup() error {
 		return nil
 	}
 	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		if p.seccomp, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+		if p.seccomp, err = loadProgram(p.cfg.SeccompBPF, spec.Linux.Seccomp); err != nil {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
@@ -244,4 +244,13 @@ func writeOOMScoreAdj(v int) error {
 		return fmt.Errorf("process.oomScoreAdj: write /proc/self/oom_score_adj: %w", err)
 	}
 	return nil
+}
+
+// loadProgram decodes the filter the parent compiled, or compiles it here.
+func loadProgram(bpf []byte, sc *specs.LinuxSeccomp) (*seccomp.Program, error) {
+	if len(bpf) == 0 {
+		return seccomp.Compile(sc)
+	}
+	p := new(seccomp.Program)
+	return p, p.UnmarshalBinary(bpf)
 }

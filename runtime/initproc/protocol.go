@@ -39,6 +39,9 @@ type Config struct {
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// NewCgroupNS asks the init to unshare a cgroup namespace once it is in its cgroup.
 	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
+	// SeccompBPF is linux.seccomp compiled by the parent (seccomp.Program's
+	// MarshalBinary), so the init does not compile it.
+	SeccompBPF []byte `json:"seccomp_bpf,omitempty"`
 	// MountFds maps the index of a mount to an fd (in the init) of a detached
 	// mount the parent prepared: idmapped binds.
 	MountFds map[int]int `json:"mount_fds,omitempty"`
@@ -60,6 +63,7 @@ type ExecConfig struct {
 	ID          string              `json:"id"`
 	Process     *specs.Process      `json:"process"`
 	Seccomp     *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	SeccompBPF  []byte              `json:"seccomp_bpf,omitempty"`
 	PreserveFds int                 `json:"preserve_fds,omitempty"`
 	// State and Pid are sent with the seccomp notify fd: the container's state
 	// and the host pid of the exec'd process.

@@ -85,3 +85,25 @@ func TestSeccompNotifyFdReachesTheListenerAndTheAgentAnswers(t *testing.T) {
 		t.Fatalf("mkdir was not answered by the agent (exit %d): %q", code, out)
 	}
 }
+
+// Compiled profiles are cached under --root; a start from the cache enforces
+// the same filter.
+func TestSeccompProfileIsCompiledOnceAndEnforcedFromTheCache(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "mkdir /dev/shm/x && echo mkdir-allowed")
+	errno := uint(1)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno}},
+	}
+	for i, id := range []string{"cache1", "cache2"} {
+		out, code := e.run(id)
+		if code == 0 || strings.Contains(out, "mkdir-allowed") {
+			t.Fatalf("run %d: mkdir was not denied (exit %d): %q", i, code, out)
+		}
+		files, _ := filepath.Glob(filepath.Join(e.root, ".seccomp-cache", "*.bpf"))
+		if len(files) != 1 {
+			t.Fatalf("run %d: cache holds %v, want one compiled profile", i, files)
+		}
+	}
+}
