@@ -50,3 +50,4 @@ clean:
 .PHONY: bench
 bench:
 	$(GO) run ./bench $(BENCH_ARGS)
+	bench/seccomp.sh
