@@ -4,7 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (integration tests start real containers)"; exit 1; }
-export PATH=$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin
+export PATH=$PATH:/usr/local/go/bin
+export PATH=$PATH:$(go env GOPATH)/bin
 # A user with subordinate id ranges, for the rootless newuidmap tests (idempotent).
 shared=${SHARED_DIR:-../shared}
 if [ -f "$shared/vm/rootless-user.sh" ]; then
