@@ -63,17 +63,6 @@ type Init struct {
 	State   *state.Container
 }
 
-var nsFlags = map[specs.LinuxNamespaceType]uintptr{
-	specs.PIDNamespace:     unix.CLONE_NEWPID,
-	specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.MountNamespace:   unix.CLONE_NEWNS,
-	specs.IPCNamespace:     unix.CLONE_NEWIPC,
-	specs.UTSNamespace:     unix.CLONE_NEWUTS,
-	specs.UserNamespace:    unix.CLONE_NEWUSER,
-	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
-	specs.TimeNamespace:    unix.CLONE_NEWTIME,
-}
-
 // Create sets up a container and leaves its init waiting on the exec fifo.
 // On any error nothing is left behind: no state dir, cgroup, mount or process.
 func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
@@ -270,7 +259,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			}
 			attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 		default:
-			f, ok := nsFlags[ns.Type]
+			f, ok := rspec.CloneFlag(ns.Type)
 			if !ok {
 				return nil, fmt.Errorf("config.json: linux.namespaces: unknown namespace type %q", ns.Type)
 			}
@@ -453,7 +442,8 @@ func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) (release fun
 				errc <- fmt.Errorf("linux.namespaces %s: %w", ns.Type, err)
 				return
 			}
-			err = unix.Setns(int(f.Fd()), int(nsFlags[ns.Type]))
+			flag, _ := rspec.CloneFlag(ns.Type)
+			err = unix.Setns(int(f.Fd()), int(flag))
 			f.Close()
 			if err != nil {
 				errc <- fmt.Errorf("linux.namespaces %s: join %s: %w", ns.Type, ns.Path, err)

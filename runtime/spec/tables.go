@@ -24,6 +24,13 @@ var namespaceCloneFlags = map[specs.LinuxNamespaceType]int{
 	specs.TimeNamespace:    unix.CLONE_NEWTIME,
 }
 
+// CloneFlag returns the CLONE_NEW* flag of a namespace type, and whether the
+// runtime knows the type.
+func CloneFlag(t specs.LinuxNamespaceType) (uintptr, bool) {
+	f, ok := namespaceCloneFlags[t]
+	return uintptr(f), ok
+}
+
 // capabilities maps every capability name the runtime knows to its number.
 var capabilities = map[string]int{
 	"CAP_CHOWN":              unix.CAP_CHOWN,
