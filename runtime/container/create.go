@@ -159,22 +159,13 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	}
 	defer fifoPath.Close()
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("sync socketpair: %w", err)
-	}
-	parentSock, childSock := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parentSock.Close()
-	defer childSock.Close()
-
-	exe, err := exeseal.Open()
+	l, err := newInitLaunch(o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
-	cmd, addFd := initCommand(exe, o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
+	defer l.close()
+	cmd, addFd, exe, parentSock, childSock := l.cmd, l.addFd, l.exe, l.parent, l.child
 	cmd.Env = append(cmd.Env,
-		initproc.EnvSyncFd+"="+addFd(childSock),
 		initproc.EnvFifoFd+"="+addFd(fifoPath),
 		// Until create has finished, the init dies with us (see MsgCreated).
 		initproc.EnvDieWithParent+"=1",
@@ -484,12 +475,29 @@ func addSeccompListener(sc *specs.LinuxSeccomp, cmd *exec.Cmd, addFd func(*os.Fi
 	return conn, nil
 }
 
-// initCommand is the re-exec of the sealed binary as `hull-runtime init`, with
-// the caller's stdio and preserved fds (3..3+preserve-1); addFd passes one
-// more file and returns its fd number in the init.
-func initCommand(exe, stdin, stdout, stderr *os.File, preserve int) (*exec.Cmd, func(*os.File) string) {
-	cmd := &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+// initLaunch is what create and exec share to start `hull-runtime init`: the
+// re-exec of the sealed binary with the caller's stdio and preserved fds
+// (3..3+preserve-1) and the sync socket; addFd passes one more file and
+// returns its fd number in the init.
+type initLaunch struct {
+	cmd           *exec.Cmd
+	addFd         func(*os.File) string
+	exe           *os.File // the sealed binary
+	parent, child *os.File // ends of the sync socket
+}
+
+func newInitLaunch(stdin, stdout, stderr *os.File, preserve int) (*initLaunch, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync socketpair: %w", err)
+	}
+	l := &initLaunch{parent: os.NewFile(uintptr(fds[0]), "sync-parent"), child: os.NewFile(uintptr(fds[1]), "sync-child")}
+	if l.exe, err = exeseal.Open(); err != nil {
+		l.close()
+		return nil, err
+	}
+	l.cmd = &exec.Cmd{
+		Path:   "/proc/self/fd/" + strconv.Itoa(int(l.exe.Fd())),
 		Args:   []string{"hull-runtime", "init"},
 		Stdin:  stdin,
 		Stdout: stdout,
@@ -499,11 +507,21 @@ func initCommand(exe, stdin, stdout, stderr *os.File, preserve int) (*exec.Cmd, 
 		Env: []string{"GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0", "GOMAXPROCS=1"},
 	}
 	for i := 0; i < preserve; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+		l.cmd.ExtraFiles = append(l.cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	return cmd, func(f *os.File) string {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		return strconv.Itoa(2 + len(cmd.ExtraFiles))
+	l.addFd = func(f *os.File) string {
+		l.cmd.ExtraFiles = append(l.cmd.ExtraFiles, f)
+		return strconv.Itoa(2 + len(l.cmd.ExtraFiles))
+	}
+	l.cmd.Env = append(l.cmd.Env, initproc.EnvSyncFd+"="+l.addFd(l.child))
+	return l, nil
+}
+
+func (l *initLaunch) close() {
+	l.parent.Close()
+	l.child.Close()
+	if l.exe != nil {
+		l.exe.Close()
 	}
 }
 

@@ -12,9 +12,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
-	"github.com/hull-runtime/hull/runtime/exeseal"
 	"github.com/hull-runtime/hull/runtime/initproc"
 	"github.com/hull-runtime/hull/runtime/nsenter"
 	"github.com/hull-runtime/hull/runtime/state"
@@ -101,13 +99,6 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		return nil, fmt.Errorf("cannot exec in container %s: its init exited", o.ID)
 	}
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("sync socketpair: %w", err)
-	}
-	parentSock, childSock := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parentSock.Close()
-	defer childSock.Close()
 	pidR, pidW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -115,14 +106,13 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	defer pidR.Close()
 	defer pidW.Close()
 
-	exe, err := exeseal.Open()
+	l, err := newInitLaunch(o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
-	cmd, addFd := initCommand(exe, o.Stdin, o.Stdout, o.Stderr, o.PreserveFds)
+	defer l.close()
+	cmd, addFd, parentSock, childSock := l.cmd, l.addFd, l.parent, l.child
 	cmd.Env = append(cmd.Env,
-		initproc.EnvSyncFd+"="+addFd(childSock),
 		nsenter.EnvForkPidFd+"="+addFd(pidW),
 		nsenter.EnvJoin+"="+strings.Join(joins, ","),
 	)
