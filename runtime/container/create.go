@@ -118,7 +118,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless},
 	}
 	// The in-progress record comes first: if this process is killed from here
-	// on, `delete` finds the cgroup (and later the pid) to clean up.
+	// on, `delete` finds the cgroup to clean up (the init dies with us).
 	c.Creating = true
 	c.Cgroup.Paths = cg.Paths()
 	if err := rt.Store.Save(c); err != nil {
@@ -334,9 +334,6 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	c.Pid = proc.Pid
 	if c.PidStartTime, _, err = state.ProcStartTime(proc.Pid); err != nil {
 		return nil, fmt.Errorf("read start time of init %d: %w", proc.Pid, err)
-	}
-	if err := rt.Store.Save(c); err != nil {
-		return nil, err
 	}
 	if err := enc.Encode(initproc.Message{Type: initproc.MsgGo}); err != nil {
 		return nil, fmt.Errorf("resume init: %w", initErr(err, proc))

@@ -59,7 +59,8 @@ type Container struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Cgroup       CgroupInfo        `json:"cgroup"`
 	// Creating is set while `create` runs: a record left with it by a killed
-	// create is a stopped container whose cgroup and state `delete` removes.
+	// create is a stopped container (its init died with create) whose cgroup
+	// and state `delete` removes.
 	Creating bool `json:"creating,omitempty"`
 	// LockHeld is set (never saved) when this process holds the container's
 	// lock: then no create can be running elsewhere.

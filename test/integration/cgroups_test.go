@@ -11,23 +11,11 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // These tests pin the container's resource limits and cgroup placement on
 // the host's real cgroups. They run on cgroup v1/hybrid hosts and on pure
 // cgroup v2 hosts (scripts/vm-test.sh), reading the files of the host's mode.
-
-// cgroup2Unified reports whether /sys/fs/cgroup is the cgroup v2 unified
-// hierarchy (`stat -f -c %T /sys/fs/cgroup` says cgroup2fs).
-func cgroup2Unified(t *testing.T) bool {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
-		t.Fatalf("statfs /sys/fs/cgroup: %v", err)
-	}
-	return st.Type == unix.CGROUP2_SUPER_MAGIC
-}
 
 // ctrlFile is the path of a controller file below a cgroup root as mounted
 // at /sys/fs/cgroup (the host's, or the container's cgroup mount): v1 keeps

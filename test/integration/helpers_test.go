@@ -16,6 +16,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/test/bundle"
 )
@@ -245,4 +246,15 @@ func (e *env) waitStatus(id, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// cgroup2Unified reports whether /sys/fs/cgroup is the cgroup v2 unified
+// hierarchy (`stat -f -c %T /sys/fs/cgroup` says cgroup2fs).
+func cgroup2Unified(t *testing.T) bool {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		t.Fatalf("statfs /sys/fs/cgroup: %v", err)
+	}
+	return st.Type == unix.CGROUP2_SUPER_MAGIC
 }

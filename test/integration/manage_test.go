@@ -13,29 +13,18 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // These tests cover the verbs that manage a running container: ps, pause,
 // resume, update and events. They read the container's cgroup files on
 // cgroup v1/hybrid hosts and on pure cgroup v2 hosts.
 
-// manageUnified reports whether /sys/fs/cgroup is the cgroup v2 hierarchy.
-func manageUnified(t *testing.T) bool {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
-		t.Fatalf("statfs /sys/fs/cgroup: %v", err)
-	}
-	return st.Type == unix.CGROUP2_SUPER_MAGIC
-}
-
 // manageCgroupFile reads a file of container id's cgroup: v1file in the
 // ctrl hierarchy, or v2file in the unified one.
 func (e *env) manageCgroupFile(id, ctrl, v1file, v2file string) string {
 	e.t.Helper()
 	p := filepath.Join("/sys/fs/cgroup", ctrl, e.cgroup, id, v1file)
-	if manageUnified(e.t) {
+	if cgroup2Unified(e.t) {
 		p = filepath.Join("/sys/fs/cgroup", e.cgroup, id, v2file)
 	}
 	data, err := os.ReadFile(p)
@@ -305,7 +294,7 @@ func TestEventsStatsPrintsOneRuncStyleStatsObject(t *testing.T) {
 		t.Errorf("events --stats: type %q id %q", ev.Type, ev.ID)
 	}
 	d := ev.Data
-	if d.CPU.Usage.Total == 0 || (len(d.CPU.Usage.Percpu) == 0 && !manageUnified(t)) {
+	if d.CPU.Usage.Total == 0 || (len(d.CPU.Usage.Percpu) == 0 && !cgroup2Unified(t)) {
 		t.Errorf("cpu usage: %+v", d.CPU.Usage)
 	}
 	if d.Memory.Usage.Usage == 0 || d.Memory.Usage.Limit != 128<<20 {
@@ -331,7 +320,7 @@ func TestEventsStreamReportsAnOOMKillAndEndsWhenTheContainerStops(t *testing.T) 
 		limit := int64(16 << 20)
 		mem := &specs.LinuxMemory{Limit: &limit}
 		// No swap to escape to (v1 needs swap accounting for the field).
-		if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil || manageUnified(t) {
+		if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil || cgroup2Unified(t) {
 			mem.Swap = &limit
 		}
 		e.spec.Linux.Resources.Memory = mem

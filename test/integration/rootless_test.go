@@ -114,8 +114,7 @@ func bundleWrite(e *env) error { return writeConfig(e.bundle, e.spec) }
 // On a pure cgroup v2 host a subtree delegated to the user gives a rootless
 // container real limits (the VM tier runs this; hybrid hosts have no such thing).
 func TestRootlessContainerGetsLimitsInADelegatedCgroupV2Subtree(t *testing.T) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/sys/fs/cgroup", &st); err != nil || st.Type != 0x63677270 {
+	if !cgroup2Unified(t) {
 		t.Skip("needs a pure cgroup v2 host to delegate a subtree (the VM tier runs this)")
 	}
 	e := rootlessEnv(t, "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max")
