@@ -2,10 +2,10 @@ package criu
 
 import (
 	"fmt"
+	"github.com/moby/sys/mountinfo"
 	"os"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -23,47 +23,18 @@ type mountEntry struct {
 
 // parseMountinfo parses a mountinfo file's text.
 func parseMountinfo(data string) ([]mountEntry, error) {
-	var out []mountEntry
-	for _, line := range strings.Split(data, "\n") {
-		if line == "" {
-			continue
-		}
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 6 || len(g) < 2 {
-			return nil, fmt.Errorf("bad mountinfo line %q", line)
-		}
-		id, err1 := strconv.Atoi(f[0])
-		parent, err2 := strconv.Atoi(f[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("bad mountinfo line %q", line)
-		}
-		e := mountEntry{id: id, parent: parent, dev: f[2], root: unescape(f[3]), mountPoint: unescape(f[4]), fsType: g[0]}
-		if len(g) >= 3 {
-			e.superOpts = g[2]
-		}
-		out = append(out, e)
+	infos, err := mountinfo.GetMountsFromReader(strings.NewReader(data), nil)
+	if err != nil {
+		return nil, fmt.Errorf("parse mountinfo: %w", err)
+	}
+	out := make([]mountEntry, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, mountEntry{
+			id: m.ID, parent: m.Parent, dev: fmt.Sprintf("%d:%d", m.Major, m.Minor),
+			root: m.Root, mountPoint: m.Mountpoint, fsType: m.FSType, superOpts: m.VFSOptions,
+		})
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Kinds of external mounts: where restore finds the host side of each.
