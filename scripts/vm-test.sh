@@ -117,11 +117,13 @@ exit $rc
 EOF
 
 echo "== tests in a pure cgroup v2 VM (run-in-vm, slow: TCG emulation)"
-vmargs=(--env HULL_RUNTIME="$repo/bin/hull-runtime" --env TESTBIN="$work/bin")
+# The VM mounts a tmpfs over /tmp, where the checkout may live: run the copy in $work.
+cp "$repo/bin/hull-runtime" "$work/bin/hull-runtime"
+vmargs=(--env HULL_RUNTIME="$work/bin/hull-runtime" --env TESTBIN="$work/bin")
 [ -z "${VM_TEST_RUN:-}" ] || vmargs+=(--env VM_TEST_RUN="$VM_TEST_RUN")
 vmrc=0
 bash "$vm" --timeout "${VM_TEST_TIMEOUT:-840}" \
-	--bin "$repo/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
+	--bin "$work/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
 	--files "$work/files" --out "$logs" "${vmargs[@]}" "${criu_args[@]}" \
 	-- sh /files/guest.sh || vmrc=$?
 took=$(($(date +%s) - start))
