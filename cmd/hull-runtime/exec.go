@@ -98,9 +98,13 @@ func cmdExec(g *globals, args []string) error {
 		if len(command) == 0 {
 			return errors.New("exec: no command given (hull-runtime exec ID COMMAND [ARGS...] or --process FILE)")
 		}
+		spec, err := c.Spec()
+		if err != nil {
+			return err
+		}
 		base := specs.Process{}
-		if c.Config.Process != nil {
-			base = *c.Config.Process
+		if spec.Process != nil {
+			base = *spec.Process
 		}
 		proc = &base
 		proc.Args = command

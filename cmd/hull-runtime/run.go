@@ -49,6 +49,8 @@ func cmdRun(g *globals, args []string) error {
 	// (a handshake with the runtime's signal thread per signal), so it runs
 	// beside the create; waitForwarding waits for it.
 	sigc := catchSignals(!detach)
+	// Without a relay to hook up in between, create starts the container too.
+	opts.StartNow = relay == nil
 	init, err := rt.Create(opts)
 	if err != nil {
 		return err
@@ -59,9 +61,11 @@ func cmdRun(g *globals, args []string) error {
 			return err
 		}
 	}
-	if err := rt.Start(id); err != nil {
-		_ = rt.Delete(id, true)
-		return err
+	if !init.State.Started {
+		if err := rt.Start(id); err != nil {
+			_ = rt.Delete(id, true)
+			return err
+		}
 	}
 	if detach {
 		return init.Process.Release()

@@ -55,6 +55,10 @@ type CreateOptions struct {
 	// Spec, when set, is the bundle's config.json already loaded with
 	// spec.Load (run reads it first to decide on a terminal).
 	Spec *specs.Spec
+	// StartNow also starts the container, for `run`: the init goes on to
+	// exec without the exec fifo round trip of a separate Start, and the
+	// poststart hooks run before Create returns.
+	StartNow bool
 }
 
 // Init is a created container's init process, for `run` to wait on.
@@ -114,8 +118,12 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 
 	c := &state.Container{
 		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
-		Owner: "", Annotations: spec.Annotations, Config: spec,
+		Owner: "", Annotations: spec.Annotations,
 		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless},
+	}
+	if err := c.SetSpec(spec); err != nil {
+		rt.Store.Remove(o.ID)
+		return nil, err
 	}
 	// The in-progress record comes first: if this process is killed from here
 	// on, `delete` finds the cgroup to clean up (the init dies with us).
@@ -274,22 +282,26 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		defer rl.close()
 	}
 
-	// On a pure cgroup v2 host the init is cloned straight into its cgroup
-	// (CLONE_INTO_CGROUP): no migration afterwards, and everything it does is
-	// charged there from its first instruction.
-	cgroupAtClone := false
-	if cgroups.IsCgroup2UnifiedMode() && !rt.SystemdCgroup && !rt.Rootless {
+	// The init starts in its cgroups, so everything it does is charged there
+	// from its first instruction and nobody moves it afterwards: it is
+	// cloned into the cgroup v2 one (CLONE_INTO_CGROUP), and joins the v1
+	// ones itself before its Go runtime starts (cgroups.TaskFiles). Moving a
+	// pid would take the kernel's global threadgroup lock, an RCU grace
+	// period of up to 12 ms on the start path.
+	joinAtStart := !rt.SystemdCgroup && !rt.Rootless
+	if joinAtStart {
 		cgApplied = true
 		if err := cg.Apply(-1); err != nil {
 			return nil, err
 		}
-		dir, err := os.Open(cg.UnifiedPath())
+		closeCg, err := startInCgroup(cg, cmd, addFd)
 		if err != nil {
-			return nil, fmt.Errorf("open cgroup %s: %w", cg.UnifiedPath(), err)
+			return nil, err
 		}
-		defer dir.Close()
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
-		cgroupAtClone = true
+		defer closeCg()
+	}
+	if err := l.setPath(); err != nil {
+		return nil, err
 	}
 	release, err := startInNamespaces(cmd, joins)
 	if err != nil {
@@ -319,7 +331,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	}
 	// Apply can fail halfway (some hierarchies created): always destroy on error.
 	cgApplied = true
-	if !cgroupAtClone {
+	if !joinAtStart {
 		if err := cg.Apply(proc.Pid); err != nil {
 			return nil, err
 		}
@@ -373,6 +385,14 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		}
 	}
 	c.Creating = false
+	startNow := o.StartNow && spec.Process != nil
+	if startNow {
+		// Without its exec fifo a live container counts as running.
+		c.Started = true
+		if err := os.Remove(fifo); err != nil {
+			return nil, fmt.Errorf("remove exec fifo: %w", err)
+		}
+	}
 	if err := rt.Store.Save(c); err != nil {
 		return nil, err
 	}
@@ -381,15 +401,65 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 			return nil, err
 		}
 	}
-	// The init drops its parent-death signal and closes the socket: from the
-	// EOF on it outlives us.
-	if err := enc.Encode(initproc.Message{Type: initproc.MsgCreated}); err != nil {
+	// The init drops its parent-death signal and closes the socket (or, told
+	// to start, execs, which closes it): from the EOF on it outlives us.
+	next := initproc.MsgCreated
+	if startNow {
+		next = initproc.MsgStart
+	}
+	if err := enc.Encode(initproc.Message{Type: next}); err != nil {
 		return nil, fmt.Errorf("tell init create is done: %w", initErr(err, proc))
 	}
-	if _, err := io.Copy(io.Discard, parentSock); err != nil {
+	var last initproc.Message
+	switch err := dec.Decode(&last); {
+	case err == nil && last.Type == initproc.MsgError:
+		return nil, fmt.Errorf("container %s failed to start: %s", o.ID, last.Error)
+	case err == nil:
+		return nil, fmt.Errorf("unexpected message %q from init", last.Type)
+	case !errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("wait for init: %w", err)
 	}
+	if startNow {
+		rt.runPoststart(c)
+	}
 	return &Init{Process: proc, State: c}, nil
+}
+
+// startInCgroup makes cmd start in the container's existing cgroups: cloned
+// into the cgroup v2 directory, and joining the v1 hierarchies in the nsenter
+// constructor. The returned func closes what cmd inherits.
+func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) string) (func(), error) {
+	var toClose []*os.File
+	closeAll := func() {
+		for _, f := range toClose {
+			f.Close()
+		}
+	}
+	if p := cg.UnifiedPath(); p != "" {
+		dir, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("open cgroup %s: %w", p, err)
+		}
+		toClose = append(toClose, dir)
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+	}
+	tasks, err := cg.TaskFiles()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	toClose = append(toClose, tasks...)
+	if len(tasks) > 0 {
+		fds := make([]string, len(tasks))
+		for i, f := range tasks {
+			fds[i] = addFd(f)
+		}
+		cmd.Env = append(cmd.Env, nsenter.EnvCgroupTasks+"="+strings.Join(fds, ","))
+	}
+	return closeAll, nil
 }
 
 // initErr describes why the init went away: its exit status, if it has one.
@@ -480,6 +550,7 @@ type initLaunch struct {
 	cmd           *exec.Cmd
 	addFd         func(*os.File) string
 	exe           *os.File // the sealed binary
+	exeHigh       *os.File // exe at the fd number cmd.Path names (setPath)
 	parent, child *os.File // ends of the sync socket
 }
 
@@ -494,7 +565,6 @@ func newInitLaunch(stdin, stdout, stderr *os.File, preserve int) (*initLaunch, e
 		return nil, err
 	}
 	l.cmd = &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(l.exe.Fd())),
 		Args:   []string{"hull-runtime", "init"},
 		Stdin:  stdin,
 		Stdout: stdout,
@@ -514,11 +584,29 @@ func newInitLaunch(stdin, stdout, stderr *os.File, preserve int) (*initLaunch, e
 	return l, nil
 }
 
+// setPath points cmd at the sealed binary, once every file is added. The
+// path is resolved in the child after its fd shuffle, which dup2s ExtraFiles
+// onto 3, 4, ... and first moves fds in the way to len(fds) and up: the
+// binary gets an fd number above all of that.
+func (l *initLaunch) setPath() error {
+	n := 3 + len(l.cmd.ExtraFiles)
+	fd, err := unix.FcntlInt(l.exe.Fd(), unix.F_DUPFD_CLOEXEC, 2*n+8)
+	if err != nil {
+		return fmt.Errorf("dup sealed binary: %w", err)
+	}
+	l.exeHigh = os.NewFile(uintptr(fd), "exe")
+	l.cmd.Path = "/proc/self/fd/" + strconv.Itoa(fd)
+	return nil
+}
+
 func (l *initLaunch) close() {
 	l.parent.Close()
 	l.child.Close()
 	if l.exe != nil {
 		l.exe.Close()
+	}
+	if l.exeHigh != nil {
+		l.exeHigh.Close()
 	}
 }
 

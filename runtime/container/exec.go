@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/runtime/initproc"
 	"github.com/hull-runtime/hull/runtime/nsenter"
@@ -129,19 +130,37 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 		defer conn.Close()
 		cmd.Env = append(cmd.Env, initproc.EnvConsoleFd+"="+addFd(conn))
 	}
-	var seccompCfg *specs.LinuxSeccomp
-	if c.Config.Linux != nil {
-		seccompCfg = c.Config.Linux.Seccomp
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, err
 	}
+	seccompCfg := spec.Linux.Seccomp
 	seccompc := rt.compileSeccomp(seccompCfg)
 	if conn, err := addSeccompListener(seccompCfg, cmd, addFd); err != nil {
 		return nil, err
 	} else if conn != nil {
 		defer conn.Close()
 	}
+	// Like an init, the process starts in the container's cgroups (see
+	// Create); a paused container's would freeze the intermediate before it
+	// reports the pid, and --cgroup or a cgroup we do not own is moved by pid.
+	joinAtStart := st != state.Paused && o.SubCgroup == "" && !c.Cgroup.Rootless && !c.Cgroup.Systemd && cg.Exists()
+	if joinAtStart {
+		closeCg, err := startInCgroup(cg, cmd, addFd)
+		if err != nil {
+			return nil, err
+		}
+		defer closeCg()
+	}
 	// The intermediate joins the namespaces, forks the real process (our child,
 	// through CLONE_PARENT), reports its pid and exits.
+	if err := l.setPath(); err != nil {
+		return nil, err
+	}
 	if err := cmd.Run(); err != nil {
+		if joinAtStart && errors.Is(err, unix.EAGAIN) {
+			return nil, fmt.Errorf("exec in container %s: no room for another process in its cgroup (pids limit reached?): %w", o.ID, err)
+		}
 		return nil, fmt.Errorf("exec in container %s: join its namespaces: %w", o.ID, err)
 	}
 	childSock.Close()
@@ -172,7 +191,9 @@ func (rt *Runtime) Exec(o ExecOptions) (_ *os.Process, retErr error) {
 	if err := enc.Encode(initproc.Message{Type: initproc.MsgExec, Exec: xc}); err != nil {
 		return nil, fmt.Errorf("exec in container %s: send process: %w", o.ID, err)
 	}
-	if o.SubCgroup != "" {
+	if joinAtStart {
+		// Already there.
+	} else if o.SubCgroup != "" {
 		if err := addToSubCgroup(cg.Paths(), o.SubCgroup, pid); err != nil {
 			return nil, err
 		}

@@ -33,9 +33,10 @@ func (rt *Runtime) Status(c *state.Container) string {
 	return state.Running
 }
 
+// cgroup rebuilds a container's cgroup manager for everything but changing
+// limits: without its resources, so the config need not be decoded.
 func (rt *Runtime) cgroup(c *state.Container) (*cgroups.Manager, error) {
-	var res = c.Config.Linux.Resources
-	return cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless, Resources: res}, c.Cgroup.Paths)
+	return cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless}, c.Cgroup.Paths)
 }
 
 // load locks and loads a container; the caller must call the returned unlock.
@@ -74,7 +75,7 @@ func (rt *Runtime) Start(id string) error {
 	if err := rt.releaseFifo(c); err != nil {
 		return err
 	}
-	if c.Config.Process == nil {
+	if !c.HasProcess {
 		// The init exits once released: the container is stopped.
 		return fmt.Errorf("cannot start container %s: config.json has no process to run", id)
 	}
@@ -82,13 +83,18 @@ func (rt *Runtime) Start(id string) error {
 	if err := rt.Store.Save(c); err != nil {
 		return err
 	}
-	if h := c.Config.Hooks; h != nil && len(h.Poststart) > 0 {
+	rt.runPoststart(c)
+	return nil
+}
+
+// runPoststart runs the poststart hooks of a container just started.
+func (rt *Runtime) runPoststart(c *state.Container) {
+	if h := c.Hooks; h != nil && len(h.Poststart) > 0 {
 		// runtime-spec: a failing poststart hook is logged; the lifecycle goes on.
 		if err := hooks.RunAll("poststart", h.Poststart, c.OCIState(state.Running)); err != nil {
-			rt.Log.Warn("poststart hook failed", "id", id, "err", err)
+			rt.Log.Warn("poststart hook failed", "id", c.ID, "err", err)
 		}
 	}
-	return nil
 }
 
 // releaseFifo reads the byte the init writes into the exec fifo, which lets it go
@@ -176,7 +182,7 @@ func (rt *Runtime) stateOf(c *state.Container) *StateJSON {
 		pid = 0
 	}
 	return &StateJSON{
-		OCIVersion: c.Config.Version, ID: c.ID, Pid: pid, Status: st, Bundle: c.Bundle,
+		OCIVersion: c.OCIVersion, ID: c.ID, Pid: pid, Status: st, Bundle: c.Bundle,
 		Rootfs: c.Rootfs, Created: c.Created, Owner: c.Owner, Annotations: c.Annotations,
 	}
 }
@@ -312,7 +318,7 @@ func (rt *Runtime) Delete(id string, force bool) error {
 	} else {
 		errs = append(errs, err)
 	}
-	if h := c.Config.Hooks; h != nil && len(h.Poststop) > 0 {
+	if h := c.Hooks; h != nil && len(h.Poststop) > 0 {
 		if err := hooks.RunAll("poststop", h.Poststop, c.OCIState(state.Stopped)); err != nil {
 			rt.Log.Warn("poststop hook failed", "id", id, "err", err)
 		}

@@ -5,6 +5,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hull-runtime/hull/runtime/cgroups"
 	"github.com/hull-runtime/hull/runtime/state"
 )
 
@@ -23,7 +24,11 @@ func (rt *Runtime) Update(id string, r *specs.LinuxResources) (*specs.LinuxResou
 		return nil, fmt.Errorf("cannot update container %s: container not running (status %s)", id, st)
 	}
 	r = zeroMeansUnchanged(r)
-	cg, err := rt.cgroup(c)
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless, Resources: spec.Linux.Resources}, c.Cgroup.Paths)
 	if err != nil {
 		return nil, err
 	}
@@ -43,14 +48,15 @@ func (rt *Runtime) Update(id string, r *specs.LinuxResources) (*specs.LinuxResou
 	if err := cg.Update(r); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	if c.Config.Linux == nil {
-		c.Config.Linux = &specs.Linux{}
+	spec.Linux.Resources = cg.Resources()
+	err = c.SetSpec(spec)
+	if err == nil {
+		err = rt.Store.Save(c)
 	}
-	c.Config.Linux.Resources = cg.Resources()
-	if err := rt.Store.Save(c); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("container %s: the new limits are applied but not recorded: %w", id, err)
 	}
-	return c.Config.Linux.Resources, nil
+	return spec.Linux.Resources, nil
 }
 
 // zeroMeansUnchanged returns a copy of r without the numeric limits that are

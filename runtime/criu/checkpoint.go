@@ -102,7 +102,11 @@ func Checkpoint(rt *container.Runtime, o CheckpointOptions) (retErr error) {
 	}
 
 	// Everything CRIU needs to be told, before anything is written.
-	cg, err := cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless, Resources: c.Config.Linux.Resources}, c.Cgroup.Paths)
+	spec, err := c.Spec()
+	if err != nil {
+		return err
+	}
+	cg, err := cgroups.Load(cgroups.Config{ID: c.ID, Path: c.Cgroup.Path, Systemd: c.Cgroup.Systemd, Rootless: c.Cgroup.Rootless, Resources: spec.Linux.Resources}, c.Cgroup.Paths)
 	if err != nil {
 		return err
 	}
@@ -110,8 +114,8 @@ func Checkpoint(rt *container.Runtime, o CheckpointOptions) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: read mounts of init %d: %w", o.ID, c.Pid, err)
 	}
-	terminal := c.Config.Process != nil && c.Config.Process.Terminal
-	mounts, err := externalMounts(mi, c.Config, ownNamespace(c.Pid, "cgroup"), terminal)
+	terminal := spec.Process != nil && spec.Process.Terminal
+	mounts, err := externalMounts(mi, spec, ownNamespace(c.Pid, "cgroup"), terminal)
 	if err != nil {
 		return fmt.Errorf("cannot checkpoint container %s: %w", o.ID, err)
 	}
@@ -123,7 +127,7 @@ func Checkpoint(rt *container.Runtime, o CheckpointOptions) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", o.ID, err)
 	}
-	nss, externals, err := joinedNamespaces(c.Pid, c.Config)
+	nss, externals, err := joinedNamespaces(c.Pid, spec)
 	if err != nil {
 		return fmt.Errorf("cannot checkpoint container %s: %w", o.ID, err)
 	}

@@ -326,8 +326,11 @@ func Restore(rt *container.Runtime, o RestoreOptions) (_ *container.Init, retErr
 	}
 	c := &state.Container{
 		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Pid: pid, Created: time.Now().UTC(),
-		Annotations: spec.Annotations, Config: spec, Started: true,
+		Annotations: spec.Annotations, Started: true,
 		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Paths: paths},
+	}
+	if err := c.SetSpec(spec); err != nil {
+		return nil, err
 	}
 	if c.PidStartTime, _, err = state.ProcStartTime(pid); err != nil {
 		return nil, fmt.Errorf("restore %s: the restored init %d is gone: %w", o.ID, pid, err)

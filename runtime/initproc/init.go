@@ -74,16 +74,22 @@ func Main() {
 		os.Exit(1)
 	}
 	var created Message
-	if err := dec.Decode(&created); err != nil || created.Type != MsgCreated {
+	if err := dec.Decode(&created); err != nil || (created.Type != MsgCreated && created.Type != MsgStart) {
 		os.Exit(1) // create failed after all and kills us
 	}
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
-	sock.Close()
-	if err := p.waitStart(); err != nil {
-		// Nobody listens on the sync socket any more: the container's stderr is the
-		// only place left to say why the process did not start.
-		fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
-		os.Exit(127)
+	startNow := created.Type == MsgStart
+	if startNow {
+		unix.Close(p.fifoFd)
+		p.fifoFd = -1
+	} else {
+		sock.Close()
+		if err := p.waitStart(); err != nil {
+			// Nobody listens on the sync socket any more: the container's stderr is the
+			// only place left to say why the process did not start.
+			fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)
+			os.Exit(127)
+		}
 	}
 	if msg.Config.Spec.Process == nil {
 		os.Exit(0)
@@ -95,6 +101,9 @@ func Main() {
 		_, _ = unix.Setsid()
 	}
 	err = p.finalizeAndExec()
+	if startNow {
+		fail(err)
+	}
 	// `start` is still reading the fifo: it reports this as its own error.
 	_, _ = unix.Write(p.fifoFd, append([]byte{StartFailed}, err.Error()...))
 	fmt.Fprintf(os.Stderr, "hull-runtime init: %v\n", err)

@@ -80,7 +80,11 @@ const (
 	MsgHooksOK = "hooksok" // parent -> init: done; State holds the state for createContainer hooks
 	MsgReady   = "ready"   // init -> parent: fully set up, about to wait on the exec fifo
 	MsgCreated = "created" // parent -> init: state saved; outlive the parent from now on
-	MsgError   = "error"   // init -> parent: setup failed; Error says why
+	// MsgStart is MsgCreated for `run`: the parent has recorded the container
+	// as started; exec now instead of waiting on the exec fifo, and report a
+	// failure on the sync socket (close-on-exec: EOF means the exec happened).
+	MsgStart = "start"
+	MsgError = "error" // init -> parent: setup failed; Error says why
 )
 
 // Message is one message on the sync socket.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -151,6 +152,41 @@ func TestPreservedFdsReachTheContainer(t *testing.T) {
 	n, _ := r.Read(buf)
 	if strings.TrimSpace(string(buf[:n])) != "through-fd3" {
 		t.Fatalf("read %q from the preserved fd", buf[:n])
+	}
+}
+
+// The init is exec'd through /proc/self/fd/N of the sealed binary, resolved
+// after preserved fds are moved to 3, 4, ...: N must not be one of them.
+func TestManyPreservedFdsDoNotClobberTheSealedBinary(t *testing.T) {
+	const n = 24
+	e := newEnv(t, "sh", "-c", fmt.Sprintf("echo through-fd%d >&%d", 2+n, 2+n))
+	e.write("manyfds")
+	var files []*os.File
+	for i := 0; i < n; i++ {
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	files[n-1] = w
+	cmd := exec.Command(runtimeBin, "--root", e.root, "run", "--preserve-fds", strconv.Itoa(n), "--bundle", e.bundle, "manyfds")
+	cmd.ExtraFiles = files
+	out, err := cmd.CombinedOutput()
+	w.Close()
+	if err != nil {
+		t.Fatalf("run with %d preserved fds: %v %s", n, err, out)
+	}
+	buf := make([]byte, 64)
+	k, _ := r.Read(buf)
+	if want := fmt.Sprintf("through-fd%d", 2+n); strings.TrimSpace(string(buf[:k])) != want {
+		t.Fatalf("read %q from the last preserved fd, want %q", buf[:k], want)
 	}
 }
 
