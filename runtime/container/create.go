@@ -282,12 +282,10 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 		defer rl.close()
 	}
 
-	// The init starts in its cgroups, so everything it does is charged there
-	// from its first instruction and nobody moves it afterwards: it is
-	// cloned into the cgroup v2 one (CLONE_INTO_CGROUP), and joins the v1
-	// ones itself before its Go runtime starts (cgroups.TaskFiles). Moving a
-	// pid would take the kernel's global threadgroup lock, an RCU grace
-	// period of up to 12 ms on the start path.
+	// Nobody moves the init into its cgroups by pid, which takes the kernel's
+	// global threadgroup lock and waits for an RCU grace period (up to 12 ms
+	// here, on the start path): it is cloned into the cgroup v2 one
+	// (CLONE_INTO_CGROUP), and joins the v1 ones itself (cgroups.TaskFiles).
 	joinAtStart := !rt.SystemdCgroup && !rt.Rootless
 	if joinAtStart {
 		cgApplied = true
@@ -426,8 +424,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 }
 
 // startInCgroup makes cmd start in the container's existing cgroups: cloned
-// into the cgroup v2 directory, and joining the v1 hierarchies in the nsenter
-// constructor. The returned func closes what cmd inherits.
+// into the cgroup v2 directory; the v1 "tasks" files are passed for the init
+// to join (initproc.EnvCgroupTasks). The returned func closes what cmd
+// inherits.
 func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) string) (func(), error) {
 	var toClose []*os.File
 	closeAll := func() {
@@ -457,7 +456,7 @@ func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) stri
 		for i, f := range tasks {
 			fds[i] = addFd(f)
 		}
-		cmd.Env = append(cmd.Env, nsenter.EnvCgroupTasks+"="+strings.Join(fds, ","))
+		cmd.Env = append(cmd.Env, initproc.EnvCgroupTasks+"="+strings.Join(fds, ","))
 	}
 	return closeAll, nil
 }

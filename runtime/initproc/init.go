@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -55,6 +56,9 @@ func Main() {
 		if err := dec.Decode(&goMsg); err != nil || goMsg.Type != MsgGo {
 			os.Exit(1) // the parent failed to put us in the container's cgroup
 		}
+		if err := joinCgroups(); err != nil {
+			fail(err)
+		}
 		// The sync socket is close-on-exec: EOF tells the parent the exec happened.
 		fail(execProcess(msg.Exec))
 	}
@@ -65,6 +69,9 @@ func Main() {
 	if err := dec.Decode(&goMsg); err != nil || goMsg.Type != MsgGo {
 		// The parent failed to set up our cgroups and is killing us.
 		os.Exit(1)
+	}
+	if err := joinCgroups(); err != nil {
+		fail(err)
 	}
 	p := &initProc{cfg: msg.Config, enc: enc, dec: dec}
 	if err := p.setup(); err != nil {
@@ -262,4 +269,35 @@ func loadProgram(bpf []byte, sc *specs.LinuxSeccomp) (*seccomp.Program, error) {
 	}
 	p := new(seccomp.Program)
 	return p, p.UnmarshalBinary(bpf)
+}
+
+// joinCgroups moves the init into the container's cgroup v1 hierarchies: it
+// writes "0" into each "tasks" fd the parent passed (EnvCgroupTasks). That
+// moves the calling thread only, and then the kernel skips the global lock
+// that moving a pid takes (and its RCU grace period). The calling thread is
+// the main one, locked: the one that execs the container process, whose
+// memory cgroup is the one the process's page faults are charged to. It
+// runs once the config is decoded, so the Go runtime's start-up stays
+// charged to the parent (runc's and crun's inits start in the cgroup: their
+// set-up is charged there too, but a C init's is small).
+func joinCgroups() error {
+	list := os.Getenv(EnvCgroupTasks)
+	if list == "" {
+		return nil
+	}
+	os.Unsetenv(EnvCgroupTasks)
+	for _, s := range strings.Split(list, ",") {
+		fd, err := strconv.Atoi(s)
+		if err != nil || fd < 3 {
+			return fmt.Errorf("join cgroups: bad fd %q in %s", s, EnvCgroupTasks)
+		}
+		_, werr := unix.Write(fd, []byte("0"))
+		if werr != nil {
+			name, _ := os.Readlink("/proc/self/fd/" + s)
+			unix.Close(fd)
+			return fmt.Errorf("join cgroup %s: %w", name, werr)
+		}
+		unix.Close(fd)
+	}
+	return nil
 }
