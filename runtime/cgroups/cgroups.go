@@ -467,23 +467,33 @@ func (m *Manager) Paths() map[string]string {
 
 // TaskFiles opens for writing the "tasks" file of the container's cgroup in
 // every cgroup v1 hierarchy (co-mounted controllers once), sorted by
-// controller name. A process that writes "0" into them moves its calling
-// thread: done before a single-threaded process starts any thread, that is
-// the whole process, and the kernel then skips the global threadgroup lock
-// that writing a pid to cgroup.procs takes, which waits for an RCU grace
-// period (1 to 12 ms here, on the start path of every container). The
-// permission check uses the credentials of the opener, so the files work in
-// a process already in a user namespace. The cgroup v2 directory (pure or
-// hybrid; see UnifiedPath) is not among them: use CLONE_INTO_CGROUP there.
+// controller name; the memory hierarchy's comes apart (nil without one).
+// A process that writes "0" into them moves its calling thread: done before
+// a single-threaded process starts any thread, that is the whole process,
+// and the kernel then skips the global threadgroup lock that writing a pid
+// to cgroup.procs takes, which waits for an RCU grace period (1 to 12 ms
+// here, on the start path of every container). Memory is charged to the
+// memory cgroup of a process's leader thread, so joining only that later
+// keeps earlier work out of the container's memory usage. The permission
+// check uses the credentials of the opener, so the files work in a process
+// already in a user namespace. The cgroup v2 directory (pure or hybrid; see
+// UnifiedPath) is not among them: use CLONE_INTO_CGROUP there.
 // Call it after Apply(-1); the caller closes the files.
-func (m *Manager) TaskFiles() (_ []*os.File, retErr error) {
+func (m *Manager) TaskFiles() (files []*os.File, memory *os.File, retErr error) {
 	paths := m.mgr.GetPaths()
 	keys := slices.Sorted(maps.Keys(paths))
-	var files []*os.File
+	// The memory hierarchy first, so that controllers co-mounted with it
+	// join with it.
+	if i := slices.Index(keys, "memory"); i > 0 {
+		keys = append(append([]string{"memory"}, keys[:i]...), keys[i+1:]...)
+	}
 	defer func() {
 		if retErr != nil {
 			for _, f := range files {
 				f.Close()
+			}
+			if memory != nil {
+				memory.Close()
 			}
 		}
 	}()
@@ -496,12 +506,12 @@ func (m *Manager) TaskFiles() (_ []*os.File, retErr error) {
 		name := filepath.Join(paths[k], "tasks")
 		f, err := os.OpenFile(name, os.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("cgroup %s: %w", m.desc, err)
+			return nil, nil, fmt.Errorf("cgroup %s: %w", m.desc, err)
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("cgroup %s: stat %s: %w", m.desc, name, err)
+			return nil, nil, fmt.Errorf("cgroup %s: stat %s: %w", m.desc, name, err)
 		}
 		id := fileID{st.Dev, st.Ino}
 		if seen[id] {
@@ -509,9 +519,13 @@ func (m *Manager) TaskFiles() (_ []*os.File, retErr error) {
 			continue
 		}
 		seen[id] = true
-		files = append(files, f)
+		if k == "memory" {
+			memory = f
+		} else {
+			files = append(files, f)
+		}
 	}
-	return files, nil
+	return files, memory, nil
 }
 
 // UnifiedPath returns the container's cgroup v2 directory (also on a hybrid

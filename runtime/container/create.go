@@ -285,7 +285,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	// Nobody moves the init into its cgroups by pid, which takes the kernel's
 	// global threadgroup lock and waits for an RCU grace period (up to 12 ms
 	// here, on the start path): it is cloned into the cgroup v2 one
-	// (CLONE_INTO_CGROUP), and joins the v1 ones itself (cgroups.TaskFiles).
+	// (CLONE_INTO_CGROUP), and joins the v1 ones itself (startInCgroup).
 	joinAtStart := !rt.SystemdCgroup && !rt.Rootless
 	if joinAtStart {
 		cgApplied = true
@@ -424,9 +424,9 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 }
 
 // startInCgroup makes cmd start in the container's existing cgroups: cloned
-// into the cgroup v2 directory; the v1 "tasks" files are passed for the init
-// to join (initproc.EnvCgroupTasks). The returned func closes what cmd
-// inherits.
+// into the cgroup v2 directory; the v1 hierarchies are joined by the nsenter
+// constructor, but memory, which the init joins once its Go runtime is up
+// (initproc.EnvMemoryTasks). The returned func closes what cmd inherits.
 func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) string) (func(), error) {
 	var toClose []*os.File
 	closeAll := func() {
@@ -445,7 +445,7 @@ func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) stri
 		}
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
 	}
-	tasks, err := cg.TaskFiles()
+	tasks, memory, err := cg.TaskFiles()
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -456,7 +456,11 @@ func startInCgroup(cg *cgroups.Manager, cmd *exec.Cmd, addFd func(*os.File) stri
 		for i, f := range tasks {
 			fds[i] = addFd(f)
 		}
-		cmd.Env = append(cmd.Env, initproc.EnvCgroupTasks+"="+strings.Join(fds, ","))
+		cmd.Env = append(cmd.Env, nsenter.EnvCgroupTasks+"="+strings.Join(fds, ","))
+	}
+	if memory != nil {
+		toClose = append(toClose, memory)
+		cmd.Env = append(cmd.Env, initproc.EnvMemoryTasks+"="+addFd(memory))
 	}
 	return closeAll, nil
 }

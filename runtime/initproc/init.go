@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -56,7 +55,7 @@ func Main() {
 		if err := dec.Decode(&goMsg); err != nil || goMsg.Type != MsgGo {
 			os.Exit(1) // the parent failed to put us in the container's cgroup
 		}
-		if err := joinCgroups(); err != nil {
+		if err := joinMemoryCgroup(); err != nil {
 			fail(err)
 		}
 		// The sync socket is close-on-exec: EOF tells the parent the exec happened.
@@ -70,7 +69,7 @@ func Main() {
 		// The parent failed to set up our cgroups and is killing us.
 		os.Exit(1)
 	}
-	if err := joinCgroups(); err != nil {
+	if err := joinMemoryCgroup(); err != nil {
 		fail(err)
 	}
 	p := &initProc{cfg: msg.Config, enc: enc, dec: dec}
@@ -271,33 +270,30 @@ func loadProgram(bpf []byte, sc *specs.LinuxSeccomp) (*seccomp.Program, error) {
 	return p, p.UnmarshalBinary(bpf)
 }
 
-// joinCgroups moves the init into the container's cgroup v1 hierarchies: it
-// writes "0" into each "tasks" fd the parent passed (EnvCgroupTasks). That
-// moves the calling thread only, and then the kernel skips the global lock
-// that moving a pid takes (and its RCU grace period). The calling thread is
-// the main one, locked: the one that execs the container process, whose
-// memory cgroup is the one the process's page faults are charged to. It
-// runs once the config is decoded, so the Go runtime's start-up stays
-// charged to the parent (runc's and crun's inits start in the cgroup: their
-// set-up is charged there too, but a C init's is small).
-func joinCgroups() error {
-	list := os.Getenv(EnvCgroupTasks)
-	if list == "" {
+// joinMemoryCgroup moves the init into the container's cgroup in the v1
+// memory hierarchy, once its config is decoded: it writes "0" into the
+// "tasks" fd the parent passed (EnvMemoryTasks). The nsenter constructor
+// joined the other v1 hierarchies before the Go runtime started; this one
+// waits so that the runtime's start-up is not charged to the container (a
+// container with a small memory limit must not pay for its runtime).
+// Writing "0" moves the calling thread only, without the global lock that
+// moving a pid takes; it is the main thread, locked, which is the leader
+// whose memory cgroup every page the process touches is charged to, and the
+// thread that execs the container process.
+func joinMemoryCgroup() error {
+	v := os.Getenv(EnvMemoryTasks)
+	if v == "" {
 		return nil
 	}
-	os.Unsetenv(EnvCgroupTasks)
-	for _, s := range strings.Split(list, ",") {
-		fd, err := strconv.Atoi(s)
-		if err != nil || fd < 3 {
-			return fmt.Errorf("join cgroups: bad fd %q in %s", s, EnvCgroupTasks)
-		}
-		_, werr := unix.Write(fd, []byte("0"))
-		if werr != nil {
-			name, _ := os.Readlink("/proc/self/fd/" + s)
-			unix.Close(fd)
-			return fmt.Errorf("join cgroup %s: %w", name, werr)
-		}
-		unix.Close(fd)
+	os.Unsetenv(EnvMemoryTasks)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return fmt.Errorf("join memory cgroup: bad fd %q in %s", v, EnvMemoryTasks)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("0")); err != nil {
+		name, _ := os.Readlink("/proc/self/fd/" + v)
+		return fmt.Errorf("join cgroup %s: %w", name, err)
 	}
 	return nil
 }

@@ -23,10 +23,10 @@ const (
 	// EnvUsernsHolder makes `hull-runtime init` only wait to be killed: the
 	// parent uses it to hold a new user namespace open.
 	EnvUsernsHolder = "_HULL_USERNS_HOLDER"
-	// EnvCgroupTasks is a comma-separated list of fds: the "tasks" files of
-	// the container's cgroup v1 hierarchies, opened by the parent, that the
-	// init writes "0" into (see joinCgroups).
-	EnvCgroupTasks = "_HULL_CGROUP_TASKS"
+	// EnvMemoryTasks is an fd: the "tasks" file of the container's cgroup in
+	// the v1 memory hierarchy, opened by the parent, that the init writes "0"
+	// into (see joinMemoryCgroup).
+	EnvMemoryTasks = "_HULL_MEMORY_TASKS"
 )
 
 // Config is everything the init needs, sent by the parent as the first message.

@@ -16,7 +16,40 @@ static void die(const char *what, const char *arg) {
 	_exit(1);
 }
 
+// join_cgroups writes "0" into each cgroup v1 "tasks" fd in list (comma
+// separated), moving this still single-threaded process into the container's
+// cgroups without the global lock a pid written by another process takes.
+// First of all: before a user namespace or a fork.
+static void join_cgroups(const char *list) {
+	const char *p = list;
+	while (*p != '\0') {
+		char *end;
+		errno = 0;
+		long fd = strtol(p, &end, 10);
+		if (end == p || fd < 0 || (*end != ',' && *end != '\0')) {
+			errno = EINVAL;
+			die("join cgroups: malformed fd list", list);
+		}
+		if (write((int)fd, "0", 1) != 1) {
+			char link[64], path[512];
+			snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
+			int saved = errno;
+			ssize_t n = readlink(link, path, sizeof(path) - 1);
+			path[n > 0 ? n : 0] = '\0';
+			errno = saved;
+			die("join cgroup", n > 0 ? path : link);
+		}
+		close((int)fd);
+		p = *end == ',' ? end + 1 : end;
+	}
+}
+
 void hull_nsenter(void) {
+	const char *cgtasks = getenv("_HULL_CGROUP_TASKS");
+	if (cgtasks != NULL) {
+		join_cgroups(cgtasks);
+		unsetenv("_HULL_CGROUP_TASKS");
+	}
 	const char *spec = getenv("_HULL_NSENTER");
 	const char *unsh = getenv("_HULL_UNSHARE");
 	const char *pidfd = getenv("_HULL_FORK_PIDFD");

@@ -35,3 +35,9 @@ const EnvUsernsSync = "_HULL_USERNS_SYNC"
 // namespace (after the other unshares) with these timens_offsets lines (may be
 // empty); the fork of EnvForkPidFd then puts the real process into it.
 const EnvTimeOffsets = "_HULL_TIMENS_OFFSETS"
+
+// EnvCgroupTasks names the variable holding a comma-separated list of fds:
+// cgroup v1 "tasks" files the constructor writes "0" into before anything
+// else, joining those cgroups while the process has a single thread, so as a
+// whole (see cgroups.Manager.TaskFiles). It closes them.
+const EnvCgroupTasks = "_HULL_CGROUP_TASKS"
