@@ -558,7 +558,7 @@ type initLaunch struct {
 }
 
 func newInitLaunch(stdin, stdout, stderr *os.File, preserve int) (*initLaunch, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("sync socketpair: %w", err)
 	}
