@@ -61,7 +61,7 @@ func cmdRun(g *globals, args []string) error {
 			return err
 		}
 	}
-	if !init.State.Started {
+	if !init.Started {
 		if err := rt.Start(id); err != nil {
 			_ = rt.Delete(id, true)
 			return err

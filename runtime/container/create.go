@@ -65,6 +65,8 @@ type CreateOptions struct {
 type Init struct {
 	Process *os.Process
 	State   *state.Container
+	// Started: create also started it (CreateOptions.StartNow).
+	Started bool
 }
 
 // Create sets up a container and leaves its init waiting on the exec fifo.
@@ -386,7 +388,6 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	startNow := o.StartNow && spec.Process != nil
 	if startNow {
 		// Without its exec fifo a live container counts as running.
-		c.Started = true
 		if err := os.Remove(fifo); err != nil {
 			return nil, fmt.Errorf("remove exec fifo: %w", err)
 		}
@@ -420,7 +421,7 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	if startNow {
 		rt.runPoststart(c)
 	}
-	return &Init{Process: proc, State: c}, nil
+	return &Init{Process: proc, State: c, Started: startNow}, nil
 }
 
 // startInCgroup makes cmd start in the container's existing cgroups: cloned

@@ -79,10 +79,6 @@ func (rt *Runtime) Start(id string) error {
 		// The init exits once released: the container is stopped.
 		return fmt.Errorf("cannot start container %s: config.json has no process to run", id)
 	}
-	c.Started = true
-	if err := rt.Store.Save(c); err != nil {
-		return err
-	}
 	rt.runPoststart(c)
 	return nil
 }

@@ -65,8 +65,6 @@ type Container struct {
 	// LockHeld is set (never saved) when this process holds the container's
 	// lock: then no create can be running elsewhere.
 	LockHeld bool `json:"-"`
-	// Started is set by `start` once the exec fifo was consumed.
-	Started bool `json:"started,omitempty"`
 	// OCIVersion, Hooks and HasProcess are the parts of the config that
 	// start, state, kill and delete need; SetSpec fills them.
 	OCIVersion string       `json:"oci_version,omitempty"`
