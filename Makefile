@@ -11,16 +11,22 @@ SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mo
 
 .PHONY: build install test unit conformance demo lint clean
 
-build: bin/hull-runtime bin/mkbundle
+build: bin/hull-runtime bin/hull bin/mkbundle
 
 bin/hull-runtime: $(SRC)
 	$(GO) build -trimpath $(STATIC) -o $@ ./cmd/hull-runtime
+
+# The engine is not on every container's start path: a plain (dynamic,
+# pure Go) build.
+bin/hull: $(SRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull
 
 bin/mkbundle: $(SRC)
 	$(GO) build -trimpath -o $@ ./cmd/mkbundle
 
 install: build
 	install -m 0755 bin/hull-runtime $(PREFIX)/bin/hull-runtime
+	install -m 0755 bin/hull $(PREFIX)/bin/hull
 
 # The whole suite: unit and integration tests (as root, real containers), lint,
 # the leak check, and the OCI runtime-tools validation suite.

@@ -25,6 +25,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,7 +149,7 @@ func (d *DB) open(readOnly bool) (*bolt.DB, func(), error) {
 	db, err := bolt.Open(d.path, 0o600, &bolt.Options{Timeout: d.Timeout, ReadOnly: readOnly})
 	if err != nil {
 		lf.Close()
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, nil, fmt.Errorf("metadata db %s is busy (another hull process holds it for more than %s): %w", d.path, d.Timeout, err)
 		}
 		return nil, nil, fmt.Errorf("open metadata db %s: %w", d.path, err)

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hull-runtime/hull/image"
+	"github.com/hull-runtime/hull/image/registry"
+	"github.com/hull-runtime/hull/image/snapshot"
+	"github.com/hull-runtime/hull/image/snapshot/native"
+	"github.com/hull-runtime/hull/image/snapshot/overlay"
+)
+
+// globals are the flags every command sees, as Podman names them.
+type globals struct {
+	root, runroot  string
+	storageDriver  string
+	logLevel       string
+	registriesConf string
+	authFile       string
+	insecure       []string
+	parallel       int
+	log            *slog.Logger
+}
+
+func defaultRoots() (string, string) {
+	if os.Geteuid() == 0 {
+		return "/var/lib/hull", "/run/hull"
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		data = filepath.Join(os.Getenv("HOME"), ".local", "share")
+	}
+	run := os.Getenv("XDG_RUNTIME_DIR")
+	if run == "" {
+		run = filepath.Join(os.TempDir(), fmt.Sprintf("hull-%d", os.Geteuid()))
+	}
+	return filepath.Join(data, "hull"), filepath.Join(run, "hull")
+}
+
+func (g *globals) register(root *cobra.Command) {
+	dr, drun := defaultRoots()
+	f := root.PersistentFlags()
+	f.StringVar(&g.root, "root", dr, "persistent storage (images, containers)")
+	f.StringVar(&g.runroot, "runroot", drun, "per-boot state (tmpfs)")
+	f.StringVar(&g.storageDriver, "storage-driver", "", "snapshotter: overlay or native (default: overlay where it works)")
+	f.StringVar(&g.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&g.registriesConf, "registries-conf", "/etc/hull/registries.json", `registry mirrors and insecure registries: {"mirrors": {"docker.io": ["host:port"]}, "insecure": ["host:port"]}`)
+	f.StringVar(&g.authFile, "authfile", "", "credentials file (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json; ~/.docker/config.json is also read)")
+	f.StringSliceVar(&g.insecure, "insecure-registry", nil, "registry (host:port) to reach over plain HTTP; loopback registries always may")
+	f.IntVar(&g.parallel, "max-concurrent-downloads", 3, "blobs downloaded at once")
+}
+
+func (g *globals) setup() error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", g.logLevel, err)
+	}
+	g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if g.parallel < 1 {
+		return errors.New("--max-concurrent-downloads must be at least 1")
+	}
+	return nil
+}
+
+// authFiles lists the credential files to read, the one to write first.
+func (g *globals) authFiles() []string {
+	var files []string
+	switch {
+	case g.authFile != "":
+		files = append(files, g.authFile)
+	case os.Getenv("REGISTRY_AUTH_FILE") != "":
+		files = append(files, os.Getenv("REGISTRY_AUTH_FILE"))
+	default:
+		run := os.Getenv("XDG_RUNTIME_DIR")
+		if run == "" {
+			run = filepath.Join("/run/user", fmt.Sprint(os.Geteuid()))
+		}
+		files = append(files, filepath.Join(run, "containers", "auth.json"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		files = append(files, filepath.Join(home, ".docker", "config.json"))
+	}
+	return files
+}
+
+// registriesFile is the --registries-conf file.
+type registriesFile struct {
+	Mirrors  map[string][]string `json:"mirrors"`
+	Insecure []string            `json:"insecure"`
+}
+
+func (g *globals) registryConfig() (registry.Config, error) {
+	cfg := registry.Config{AuthFiles: g.authFiles(), UserAgent: "hull/" + version, Insecure: g.insecure}
+	data, err := os.ReadFile(g.registriesConf)
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("--registries-conf: %w", err)
+	}
+	var rf registriesFile
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rf); err != nil {
+		return cfg, fmt.Errorf("--registries-conf %s: %w", g.registriesConf, err)
+	}
+	cfg.Mirrors = rf.Mirrors
+	cfg.Insecure = append(cfg.Insecure, rf.Insecure...)
+	return cfg, nil
+}
+
+// images opens the image service of --root.
+func (g *globals) images(progress io.Writer) (*image.Service, error) {
+	rc, err := g.registryConfig()
+	if err != nil {
+		return nil, err
+	}
+	name, snaps, err := g.snapshotter()
+	if err != nil {
+		return nil, err
+	}
+	s, err := image.New(image.Options{Root: g.root, Registry: rc, Log: g.log, Parallel: g.parallel}, name, snaps)
+	if err != nil {
+		snaps.Close()
+		return nil, err
+	}
+	s.Progress = progress
+	return s, nil
+}
+
+// snapshotter opens the snapshotter of --storage-driver, or picks overlay
+// where the kernel and the filesystem of --root support it.
+func (g *globals) snapshotter() (string, snapshot.Snapshotter, error) {
+	name := g.storageDriver
+	if name == "" {
+		// Remember the choice: a store is unpacked by one snapshotter.
+		if data, err := os.ReadFile(filepath.Join(g.root, "storage-driver")); err == nil {
+			name = strings.TrimSpace(string(data))
+		} else if overlay.Supported(filepath.Join(g.root, "snapshots")) == nil {
+			name = "overlay"
+		} else {
+			name = "native"
+		}
+	}
+	var snaps snapshot.Snapshotter
+	var err error
+	switch name {
+	case "overlay":
+		snaps, err = overlay.New(filepath.Join(g.root, "snapshots", "overlay"))
+	case "native":
+		snaps, err = native.New(filepath.Join(g.root, "snapshots", "native"))
+	default:
+		return "", nil, fmt.Errorf("--storage-driver %q: use overlay or native", name)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.MkdirAll(g.root, 0o711); err == nil {
+		_ = os.WriteFile(filepath.Join(g.root, "storage-driver"), []byte(name+"\n"), 0o644)
+	}
+	return name, snaps, nil
+}

@@ -1,0 +1,63 @@
+// Command hull is the daemonless container engine: images from registries,
+// a content-addressed store and overlay snapshots (this file's commands),
+// containers run by an OCI runtime.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// exitError carries a process exit status out of a command.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g := &globals{}
+	root := newRootCommand(g)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		os.Exit(int(ee))
+	}
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	os.Exit(125)
+}
+
+func newRootCommand(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hull",
+		Short:         "a daemonless container engine",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.setup()
+		},
+	}
+	g.register(root)
+	root.AddCommand(
+		newPullCommand(g), newPushCommand(g), newImagesCommand(g), newImageCommand(g),
+		newTagCommand(g), newRmiCommand(g), newSaveCommand(g), newLoadCommand(g), newImportCommand(g),
+		newLoginCommand(g), newLogoutCommand(g), newSystemCommand(g),
+	)
+	return root
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
