@@ -53,7 +53,13 @@ clean:
 # Times hull-runtime beside runc and crun in one run (as root, about a minute;
 # builds bin/hull-runtime first). More runs and a JSON copy of the results:
 #   make bench BENCH_ARGS='-runs 100 -par-runs 5 -json bench.json'
-.PHONY: bench
+.PHONY: bench bench-pull
 bench:
 	$(GO) run ./bench $(BENCH_ARGS)
 	bench/seccomp.sh
+
+# Pulls a 1 GB, 12-layer image (built offline) from a local docker-registry
+# with hull, podman, ctr and skopeo+umoci, cold and warm (as root, a few
+# minutes; the layers are cached in /var/tmp/hull-bench-pull).
+bench-pull: build
+	$(GO) run ./bench/pull $(BENCH_PULL_ARGS)
