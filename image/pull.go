@@ -200,6 +200,14 @@ func (s *Service) fetch(ctx context.Context, r ref.Ref, desc ocispec.Descriptor,
 			return fmt.Errorf("blob %s: read the partial download: %w", desc.Digest, err)
 		}
 	}
+	if desc.Size > 0 && off >= desc.Size {
+		// The download had finished when a crash kept it from committing:
+		// the commit checks it (and discards it if it is not the blob).
+		if err := w.Commit(); err != nil && !errors.Is(err, content.ErrExists) {
+			return err
+		}
+		return nil
+	}
 	rc, resumed, err := s.Registry.FetchBlob(ctx, r, toV1(desc), off)
 	if err != nil {
 		return err

@@ -266,7 +266,7 @@ func cleanStore(dir string) {
 func startRegistry(work string) (string, func(), error) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		return "", nil, fmt.Errorf("Debian's docker-registry is needed: %w", err)
+		return "", nil, fmt.Errorf("docker-registry (Debian package) is needed: %w", err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

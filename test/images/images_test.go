@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
@@ -469,5 +472,66 @@ func TestLayersWithoutTheirParentsKeepTheLowerDirectoriesAndSymlinks(t *testing.
 				t.Error("a file written through /lib did not land in /usr/lib")
 			}
 		})
+	}
+}
+
+// SIGKILL can land anywhere in a pull: in a download, an unpack, an import
+// or a metadata write. Whatever it hit, the store stays usable, the next
+// pull completes, and removing the image reclaims everything.
+func TestSIGKILLAtRandomPointsLeavesAConsistentStore(t *testing.T) {
+	reg := newRegistry(t)
+	e := newEnv(t)
+	ref := reg.addr + "/kill/img:1"
+	reg.push(t, "kill/img:1", busyboxLayer(t), randomLayer(t, 3<<20), layerOf(t, file("top", "t")), randomLayer(t, 2<<20))
+	for i, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond} {
+		cmd := exec.Command(hullBin, e.args("pull", "-q", ref)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		if _, errOut, err := e.hull("images"); err != nil {
+			t.Fatalf("kill %d (after %v): images fails: %v %s", i, delay, err, errOut)
+		}
+		if _, errOut, err := e.hull("system", "df", "-v"); err != nil {
+			t.Fatalf("kill %d (after %v): system df fails: %v %s", i, delay, err, errOut)
+		}
+	}
+	e.must("pull", "-q", ref)
+	mnt := strings.TrimSpace(e.must("image", "mount", ref))
+	if data, _ := os.ReadFile(filepath.Join(mnt, "top")); string(data) != "t" {
+		t.Errorf("file of the image after the killed pulls: %q", data)
+	}
+	e.must("image", "unmount", ref)
+	e.must("rmi", ref)
+	e.must("system", "prune", "-f")
+	df := e.must("system", "df", "-v")
+	for _, line := range strings.Split(df, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && (f[0] == "blobs" || f[0] == "snapshots") && (f[1] != "0" || f[2] != "0") {
+			t.Errorf("left after rmi and prune: %q", line)
+		}
+		if len(f) == 3 && f[0] == "partial" && f[2] != "0" {
+			t.Errorf("left after rmi and prune: %q", line)
+		}
+	}
+}
+
+func TestAZstdLayerIsPulledAndUnpacked(t *testing.T) {
+	reg := newRegistry(t)
+	e := newEnv(t)
+	data := tarOf(t, []entry{file("zstd-file", "z")})
+	zl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, tarball.WithCompression(compression.ZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.addr + "/zstd/img:1"
+	reg.push(t, "zstd/img:1", busyboxLayer(t), zl)
+	e.must("pull", "-q", ref)
+	mnt := strings.TrimSpace(e.must("image", "mount", ref))
+	defer e.must("image", "unmount", ref)
+	if got, _ := os.ReadFile(filepath.Join(mnt, "zstd-file")); string(got) != "z" {
+		t.Errorf("zstd layer's file: %q", got)
 	}
 }
