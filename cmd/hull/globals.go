@@ -141,9 +141,14 @@ func (g *globals) images(progress io.Writer) (*image.Service, error) {
 // where the kernel and the filesystem of --root support it.
 func (g *globals) snapshotter() (string, snapshot.Snapshotter, error) {
 	name := g.storageDriver
+	if data, err := os.ReadFile(filepath.Join(g.root, "storage-driver")); err == nil && name != "" {
+		if was := strings.TrimSpace(string(data)); was != "" && was != name {
+			return "", nil, fmt.Errorf("--storage-driver %s: the store in %s uses %s; use that, or another --root", name, g.root, was)
+		}
+	}
 	if name == "" {
 		// Remember the choice: a store is unpacked by one snapshotter.
-		if data, err := os.ReadFile(filepath.Join(g.root, "storage-driver")); err == nil {
+		if data, err := os.ReadFile(filepath.Join(g.root, "storage-driver")); err == nil && len(strings.TrimSpace(string(data))) > 0 {
 			name = strings.TrimSpace(string(data))
 		} else if overlay.Supported(filepath.Join(g.root, "snapshots")) == nil {
 			name = "overlay"
@@ -164,8 +169,35 @@ func (g *globals) snapshotter() (string, snapshot.Snapshotter, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := os.MkdirAll(g.root, 0o711); err == nil {
-		_ = os.WriteFile(filepath.Join(g.root, "storage-driver"), []byte(name+"\n"), 0o644)
+	if err := rememberDriver(g.root, name); err != nil {
+		snaps.Close()
+		return "", nil, err
 	}
 	return name, snaps, nil
+}
+
+// rememberDriver records the store's snapshotter, atomically: a store is
+// unpacked by one snapshotter, and a process killed while writing must not
+// leave a file naming none.
+func rememberDriver(root, name string) error {
+	path := filepath.Join(root, "storage-driver")
+	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == name {
+		return nil
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return fmt.Errorf("--root %s: %w", root, err)
+	}
+	tmp, err := os.CreateTemp(root, ".storage-driver-*")
+	if err != nil {
+		return fmt.Errorf("--root %s: %w", root, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(name + "\n"); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--root %s: %w", root, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--root %s: %w", root, err)
+	}
+	return os.Rename(tmp.Name(), path)
 }
