@@ -327,7 +327,7 @@ func Restore(rt *container.Runtime, o RestoreOptions) (_ *container.Init, retErr
 	c := &state.Container{
 		ID: o.ID, Bundle: bundle, Rootfs: spec.Root.Path, Pid: pid, Created: time.Now().UTC(),
 		Annotations: spec.Annotations,
-		Cgroup: state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Paths: paths},
+		Cgroup:      state.CgroupInfo{Path: spec.Linux.CgroupsPath, Systemd: rt.SystemdCgroup, Rootless: rt.Rootless, Paths: paths},
 	}
 	if err := c.SetSpec(spec); err != nil {
 		return nil, err
