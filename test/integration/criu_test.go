@@ -133,14 +133,20 @@ func (e *env) pipedRuntime(args ...string) *pipedOutput {
 	return out
 }
 
-// counter reads /data/counter (0 before the first write).
+// counter reads /data/counter (0 before the first write). The shell
+// truncates the file before writing the next value: an empty read is that
+// moment, not a value, so it reads again.
 func (e *env) counter() int {
-	data, err := os.ReadFile(filepath.Join(e.dir, "data", "counter"))
-	if err != nil {
-		return 0
+	for i := 0; ; i++ {
+		data, err := os.ReadFile(filepath.Join(e.dir, "data", "counter"))
+		if err != nil {
+			return 0
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil || i == 100 {
+			return n
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return n
 }
 
 func (e *env) waitCounter(min int) int {
