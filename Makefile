@@ -11,7 +11,7 @@ SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mo
 
 .PHONY: build install test unit conformance demo lint clean
 
-build: bin/hull-runtime bin/hull bin/mkbundle
+build: bin/hull-runtime bin/hull bin/hull-monitor bin/mkbundle
 
 bin/hull-runtime: $(SRC)
 	$(GO) build -trimpath $(STATIC) -o $@ ./cmd/hull-runtime
@@ -21,12 +21,17 @@ bin/hull-runtime: $(SRC)
 bin/hull: $(SRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull
 
+# One per container, long-lived: pure Go, small, stripped.
+bin/hull-monitor: $(SRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull-monitor
+
 bin/mkbundle: $(SRC)
 	$(GO) build -trimpath -o $@ ./cmd/mkbundle
 
 install: build
 	install -m 0755 bin/hull-runtime $(PREFIX)/bin/hull-runtime
 	install -m 0755 bin/hull $(PREFIX)/bin/hull
+	install -m 0755 bin/hull-monitor $(PREFIX)/bin/hull-monitor
 
 # The whole suite: unit and integration tests (as root, real containers), lint,
 # the leak check, and the OCI runtime-tools validation suite.

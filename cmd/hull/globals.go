@@ -28,6 +28,7 @@ type globals struct {
 	authFile       string
 	insecure       []string
 	parallel       int
+	monitor        string
 	log            *slog.Logger
 }
 
@@ -57,6 +58,7 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.authFile, "authfile", "", "credentials file (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json; ~/.docker/config.json is also read)")
 	f.StringSliceVar(&g.insecure, "insecure-registry", nil, "registry (host:port) to reach over plain HTTP; loopback registries always may")
 	f.IntVar(&g.parallel, "max-concurrent-downloads", 3, "blobs downloaded at once")
+	f.StringVar(&g.monitor, "monitor", "", "hull-monitor binary (default: beside hull, then PATH)")
 }
 
 func (g *globals) setup() error {

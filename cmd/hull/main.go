@@ -56,6 +56,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		newPullCommand(g), newPushCommand(g), newImagesCommand(g), newImageCommand(g),
 		newTagCommand(g), newRmiCommand(g), newSaveCommand(g), newLoadCommand(g), newImportCommand(g),
 		newLoginCommand(g), newLogoutCommand(g), newSystemCommand(g),
+		newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g), newRmCommand(g),
+		newWaitCommand(g), newPsCommand(g), newLogsCommand(g), newVolumeCommand(g), newNetworkCommand(g),
 	)
 	return root
 }

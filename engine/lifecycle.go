@@ -1,0 +1,349 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/hull-runtime/hull/engine/container"
+	"github.com/hull-runtime/hull/engine/monitor"
+	"github.com/hull-runtime/hull/engine/oci"
+	"github.com/hull-runtime/hull/engine/specgen"
+	"github.com/hull-runtime/hull/image/snapshot"
+)
+
+// Status values, as Docker prints them.
+const (
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusPaused  = "paused"
+	StatusExited  = "exited"
+)
+
+// State is a container's live status.
+type State struct {
+	Status   string
+	Pid      int
+	Exit     *monitor.ExitStatus // when exited
+	Running  bool
+	Monitor  int // the monitor's pid, 0 if gone
+	Restarts int
+}
+
+// State computes where a container is: from its monitor, its exit record
+// and the runtime; a dead monitor or a reboot does not fool it.
+func (e *Engine) State(ctx context.Context, c *container.Container) State {
+	dir := e.stateDir(c.ID)
+	var st State
+	st.Monitor, _ = monitor.MonitorPid(dir)
+	ex, exErr := monitor.ReadExit(dir)
+	if exErr == nil {
+		st.Restarts = ex.Restarts
+	}
+	rt, err := oci.New(c.Runtime, e.runtimeRoot(), false)
+	var rs *oci.State
+	if err == nil {
+		rs, _ = rt.State(ctx, c.ID)
+	}
+	switch {
+	case rs != nil && (rs.Status == "running" || rs.Status == "paused"):
+		st.Pid, st.Running = rs.Pid, true
+		st.Status = StatusRunning
+		if rs.Status == "paused" {
+			st.Status = StatusPaused
+		}
+	case exErr == nil && !ex.Restarting:
+		st.Status, st.Exit = StatusExited, ex
+	case exErr == nil && ex.Restarting && st.Monitor != 0:
+		st.Status, st.Exit = "restarting", ex
+	case c.Boot != "" && c.Boot == container.BootID():
+		// Started this boot, no exit record, not running: the monitor
+		// died with it (SIGKILL) or the runtime lost it.
+		st.Status = StatusExited
+		st.Exit = &monitor.ExitStatus{ExitCode: -1, Error: "the container's monitor is gone; its exit code is unknown"}
+	case c.Boot != "":
+		st.Status = StatusExited
+		st.Exit = &monitor.ExitStatus{ExitCode: -1, Error: "the host rebooted"}
+	default:
+		st.Status = StatusCreated
+	}
+	return st
+}
+
+// Start starts a created or exited container under a new monitor and
+// returns the container's pid. On error the container is as before.
+func (e *Engine) Start(ctx context.Context, c *container.Container) (_ int, retErr error) {
+	unlock, err := e.Containers.Lock(c.ID)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	o, err := options(c)
+	if err != nil {
+		return 0, err
+	}
+	if st := e.State(ctx, c); st.Running {
+		return st.Pid, fmt.Errorf("container %s is already running", c.Name)
+	}
+	dir := e.stateDir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	// A previous run's records go: this run writes its own.
+	for _, f := range []string{monitor.ExitFile, monitor.StopFile, monitor.HealthFile} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+	if err := e.mountRootfs(ctx, c); err != nil {
+		return 0, err
+	}
+	var undo []func()
+	defer func() {
+		if retErr != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if o.Spec.NetNSPath != "" && o.Spec.NetNSPath != "host" && o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
+		res, err := e.Network.Setup(ctx, c.ID, o.Attachments, o.Ports)
+		if err != nil {
+			return 0, err
+		}
+		undo = append(undo, func() { _ = e.Network.Teardown(context.Background(), c.ID, o.Attachments, o.Ports) })
+		var own []net.IP
+		for _, ifr := range res.Interfaces {
+			for _, ipn := range ifr.IPs {
+				own = append(own, ipn.IP)
+			}
+		}
+		if err := e.writeHosts(c, o, own); err != nil {
+			return 0, err
+		}
+		e.refreshPeers(c, o)
+	}
+	stopSig := unix.SIGTERM
+	if o.Spec.StopSignal != "" {
+		if s, err := specgen.ParseSignal(o.Spec.StopSignal); err == nil {
+			stopSig = s
+		}
+	}
+	policy, err := monitor.ParseRestartPolicy(orDefault(o.Restart, "no"))
+	if err != nil {
+		return 0, fmt.Errorf("--restart %q: %w", o.Restart, err)
+	}
+	maxSize, maxFiles := o.LogMaxSize, o.LogMaxFiles
+	if maxSize == 0 {
+		maxSize = 20 << 20
+	}
+	if maxFiles == 0 {
+		maxFiles = 5
+	}
+	cfg := &monitor.Config{
+		ID: c.ID, Bundle: filepath.Join(e.Containers.Dir(c.ID), "bundle"), Runtime: c.Runtime, RuntimeRoot: e.runtimeRoot(),
+		StateDir: dir, LogPath: filepath.Join(e.Containers.Dir(c.ID), "ctr.log"), LogMaxSize: maxSize, LogMaxFiles: maxFiles,
+		TTY: o.Spec.TTY, Stdin: o.Spec.Interactive, Restart: policy, Health: o.Health, StopSignal: stopSig,
+	}
+	pid, err := monitor.Launch(ctx, e.MonitorBin, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("start container %s: %w", c.Name, err)
+	}
+	c.Boot = container.BootID()
+	if err := e.Containers.Update(c); err != nil {
+		return pid, err
+	}
+	return pid, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// refreshPeers rewrites /etc/hosts of the other containers on c's
+// networks, so that they resolve c by name.
+func (e *Engine) refreshPeers(c *container.Container, o *RunOptions) {
+	for _, a := range o.Attachments {
+		entries, err := e.Network.HostsEntries(a.Network)
+		if err != nil {
+			continue
+		}
+		for _, he := range entries {
+			if he.ContainerID == c.ID {
+				continue
+			}
+			peer, err := e.Containers.Get(he.ContainerID)
+			if err != nil {
+				continue
+			}
+			po, err := options(peer)
+			if err != nil {
+				continue
+			}
+			_ = e.writeHosts(peer, po, []net.IP{he.IP})
+		}
+	}
+}
+
+// mountRootfs mounts the container's snapshot if it is not (after a reboot).
+func (e *Engine) mountRootfs(ctx context.Context, c *container.Container) error {
+	dir := e.rootfsDir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if ok, _ := mountinfo.Mounted(dir); ok {
+		return nil
+	}
+	mounts, err := e.Images.Snapshots.Mounts(ctx, c.Snapshot)
+	if err != nil {
+		return fmt.Errorf("container %s: its snapshot: %w", c.Name, err)
+	}
+	return snapshot.MountAll(mounts, dir)
+}
+
+// Stop stops a running container: its stop signal, then SIGKILL after
+// timeout; the monitor records the exit and does not restart it.
+func (e *Engine) Stop(ctx context.Context, c *container.Container, timeout time.Duration) error {
+	st := e.State(ctx, c)
+	if !st.Running {
+		return nil
+	}
+	o, err := options(c)
+	if err != nil {
+		return err
+	}
+	if err := monitor.RequestStop(e.stateDir(c.ID)); err != nil {
+		return err
+	}
+	rt, err := oci.New(c.Runtime, e.runtimeRoot(), false)
+	if err != nil {
+		return err
+	}
+	sig := unix.SIGTERM
+	if o.Spec.StopSignal != "" {
+		if s, err := specgen.ParseSignal(o.Spec.StopSignal); err == nil {
+			sig = s
+		}
+	}
+	if st.Status == StatusPaused {
+		_ = rt.Resume(ctx, c.ID)
+	}
+	if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errors.Is(err, oci.ErrNotExist) {
+		return err
+	}
+	if e.waitExit(ctx, c, timeout) {
+		return nil
+	}
+	if err := rt.Kill(ctx, c.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, oci.ErrNotExist) {
+		return err
+	}
+	if !e.waitExit(ctx, c, 10*time.Second) {
+		return fmt.Errorf("container %s did not exit after SIGKILL", c.Name)
+	}
+	return nil
+}
+
+// waitExit waits until the container is no longer running (and its
+// monitor has recorded it), at most d.
+func (e *Engine) waitExit(ctx context.Context, c *container.Container, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st := e.State(ctx, c)
+		if !st.Running && (st.Monitor == 0 || st.Exit != nil) {
+			return true
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return false
+}
+
+// Wait blocks until the container exits and returns its exit code (-1 if
+// unknown).
+func (e *Engine) Wait(ctx context.Context, c *container.Container) (int, error) {
+	for {
+		st := e.State(ctx, c)
+		if st.Status == StatusExited && (st.Monitor == 0 || st.Exit != nil) {
+			if st.Exit == nil {
+				return -1, nil
+			}
+			return st.Exit.ExitCode, nil
+		}
+		if st.Status == StatusCreated {
+			return -1, fmt.Errorf("container %s is not started", c.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Remove deletes a container and everything it holds; a running one only
+// with force (killed first). volumes also removes its anonymous volumes.
+func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volumes bool) error {
+	st := e.State(ctx, c)
+	if st.Running || st.Monitor != 0 {
+		if !force {
+			return fmt.Errorf("container %s is %s: stop it first, or use --force", c.Name, st.Status)
+		}
+		if err := e.Stop(ctx, c, 0); err != nil {
+			return err
+		}
+	}
+	unlock, err := e.Containers.Lock(c.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	o, err := options(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// Only a container the runtime knows needs deleting there (a runtime
+	// that failed at create, or a broken one, knows none).
+	if rt, err := oci.New(c.Runtime, e.runtimeRoot(), false); err == nil {
+		if _, err := rt.State(ctx, c.ID); err == nil {
+			if err := rt.Delete(ctx, c.ID, true); err != nil && !errors.Is(err, oci.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
+		if err := e.Network.Teardown(ctx, c.ID, o.Attachments, o.Ports); err != nil {
+			errs = append(errs, err)
+		}
+		e.refreshPeers(c, o)
+	}
+	if err := snapshot.UnmountAll(e.rootfsDir(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.Images.Snapshots.Remove(ctx, c.Snapshot); err != nil && !errors.Is(err, snapshot.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(e.stateDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if volumes {
+		for _, v := range o.AnonymousVolumes {
+			if err := e.Volumes.Remove(v, true, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		// Keep the record: `hull rm` again retries what failed.
+		return fmt.Errorf("remove container %s: %w", c.Name, errors.Join(errs...))
+	}
+	return e.Containers.Remove(c)
+}

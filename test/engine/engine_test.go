@@ -1,0 +1,350 @@
+// Package engine tests the `hull` binary's container commands as a user
+// runs them, with real containers: hull, hull-monitor and hull-runtime built
+// into one directory, images from an in-process registry on 127.0.0.1, a
+// private --root/--runroot per test, and everything removed afterwards.
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/moby/sys/mountinfo"
+)
+
+var binDir, regAddr string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("engine tests need root (real containers); skipping")
+		os.Exit(0)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		fmt.Println("no /bin/busybox (busybox-static); skipping")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "hull-engine-bin-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	binDir = dir
+	for _, b := range []struct{ out, pkg string }{{"hull", "./cmd/hull"}, {"hull-monitor", "./cmd/hull-monitor"}, {"hull-runtime", "./cmd/hull-runtime"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), "github.com/hull-runtime/hull/"+strings.TrimPrefix(b.pkg, "./"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			log.Fatalf("build %s: %v\n%s", b.out, err, out)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	regAddr = l.Addr().String()
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go srv.Serve(l)
+	if err := pushBusybox(regAddr + "/busybox:latest"); err != nil {
+		log.Fatal(err)
+	}
+	code := m.Run()
+	srv.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// pushBusybox pushes an image of Debian's static busybox with its applets.
+func pushBusybox(ref string) error {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mt := time.Unix(1700000000, 0)
+	for _, d := range []string{"bin", "etc", "tmp", "data"} {
+		mode := int64(0o755)
+		if d == "tmp" {
+			mode = 0o1777
+		}
+		tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: mode, ModTime: mt})
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mt})
+	tw.Write(bb)
+	for _, a := range []string{"sh", "echo", "cat", "ls", "sleep", "id", "hostname", "nc", "true", "false", "env", "wget", "kill", "trap"} {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", ModTime: mt})
+	}
+	for n, body := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", "etc/group": "root:x:0:\nnogroup:x:65534:\n"} {
+		tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mt})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Cmd = []string{"/bin/sh"}
+	cf.Config.Env = []string{"PATH=/bin"}
+	cf.Config.Volumes = map[string]struct{}{"/data": {}}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(r, img)
+}
+
+var _ v1.Image // the image types above come from go-containerregistry
+
+// env is one private engine root.
+type env struct {
+	t             *testing.T
+	root, runroot string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	d := t.TempDir()
+	e := &env{t: t, root: filepath.Join(d, "root"), runroot: filepath.Join(d, "run")}
+	t.Cleanup(func() { e.cleanup(d) })
+	return e
+}
+
+// cleanup removes every container (force), then checks nothing is left
+// mounted under the test's dirs but the per-boot netns dir.
+func (e *env) cleanup(d string) {
+	out, _, _ := e.hull("ps", "-a", "-q", "--no-trunc")
+	for _, id := range strings.Fields(out) {
+		_, _, _ = e.hull("rm", "-f", "-v", id)
+	}
+	_, _, _ = e.hull("network", "rm", "e2enet")
+	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
+	for i := len(mounts) - 1; i >= 0; i-- {
+		mp := mounts[i].Mountpoint
+		if !strings.HasSuffix(mp, "/netns") {
+			e.t.Errorf("left mounted: %s", mp)
+		}
+		_ = exec.Command("umount", "-l", mp).Run()
+	}
+}
+
+func (e *env) hull(args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "hull"), append([]string{"--root", e.root, "--runroot", e.runroot, "--registries-conf", "/nonexistent"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	out, errOut, err := e.hull(args...)
+	if err != nil {
+		e.t.Fatalf("hull %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+func img() string { return regAddr + "/busybox:latest" }
+
+func TestRunPrintsTheOutputAndReturnsTheExitCode(t *testing.T) {
+	e := newEnv(t)
+	out, errOut, err := e.hull("run", "--rm", img(), "sh", "-c", "echo to-stdout; echo to-stderr >&2; id -u; exit 3")
+	if exitCode(err) != 3 {
+		t.Fatalf("exit code %d (%v), want 3\n%s", exitCode(err), err, errOut)
+	}
+	if out != "to-stdout\n0\n" || !strings.Contains(errOut, "to-stderr") {
+		t.Errorf("stdout %q stderr %q", out, errOut)
+	}
+	if ps := e.must("ps", "-a", "-q"); strings.TrimSpace(ps) != "" {
+		t.Errorf("--rm left %q", ps)
+	}
+}
+
+func TestADetachedContainerIsListedLoggedStoppedAndRemoved(t *testing.T) {
+	e := newEnv(t)
+	// PID 1 ignores signals it has no handler for (as with Docker): the
+	// shell traps the stop signal.
+	id := strings.TrimSpace(e.must("run", "-d", "--name", "bg", img(), "sh", "-c", "trap 'exit 7' TERM; echo started; while :; do sleep 0.1; done"))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q", id)
+	}
+	if ps := e.must("ps", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(ps) != "bg running" {
+		t.Errorf("ps: %q", ps)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.must("logs", "bg"), "started") {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	e.must("stop", "-t", "5", "bg")
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("stop took %v: the container traps SIGTERM", d)
+	}
+	if st := e.must("ps", "-a", "--format", "{{.Status}}"); !strings.HasPrefix(st, "Exited (7)") {
+		t.Errorf("status after stop: %q", st)
+	}
+	if code := strings.TrimSpace(e.must("wait", "bg")); code != "7" {
+		t.Errorf("wait printed %q", code)
+	}
+	e.must("rm", "bg")
+	if ps := e.must("ps", "-a", "-q"); strings.TrimSpace(ps) != "" {
+		t.Errorf("rm left %q", ps)
+	}
+}
+
+func TestAPublishedPortIsReachableOnLoopback(t *testing.T) {
+	e := newEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e.must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), img(), "sh", "-c", "while true; do echo served | nc -l -p 8080; done")
+	var got string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if got = string(b); strings.Contains(got, "served") {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(got, "served") {
+		t.Fatalf("port %d answered %q", port, got)
+	}
+	e.must("rm", "-f", "web")
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Error("the port still answers after rm")
+	}
+}
+
+func TestANamedVolumeSurvivesTheContainer(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "--rm", "-v", "keep:/store", img(), "sh", "-c", "echo kept > /store/f")
+	if out := e.must("run", "--rm", "-v", "keep:/store:ro", img(), "cat", "/store/f"); out != "kept\n" {
+		t.Errorf("second container read %q", out)
+	}
+	if _, _, err := e.hull("run", "--rm", "-v", "keep:/store:ro", img(), "sh", "-c", "echo x > /store/g"); err == nil {
+		t.Error("wrote to a read-only volume")
+	}
+	if out := e.must("volume", "ls", "-q"); !strings.Contains(out, "keep") {
+		t.Errorf("volume ls: %q", out)
+	}
+	e.must("volume", "rm", "keep")
+}
+
+func TestContainersOnAUserNetworkReachEachOtherByName(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "--subnet", "10.250.91.0/24", "e2enet")
+	e.must("run", "-d", "--name", "server", "--network", "e2enet", img(), "sh", "-c", "while true; do echo pong | nc -l -p 7777; done")
+	time.Sleep(300 * time.Millisecond)
+	out, errOut, err := e.hull("run", "--rm", "--network", "e2enet", img(), "sh", "-c", "for i in 1 2 3 4 5; do echo ping | nc -w 2 server 7777 && exit 0; sleep 0.5; done; exit 1")
+	if err != nil || !strings.Contains(out, "pong") {
+		t.Fatalf("client: %q %q %v", out, errOut, err)
+	}
+	e.must("rm", "-f", "server")
+	e.must("network", "rm", "e2enet")
+}
+
+func TestTheRestartPolicyRestartsAFailingContainer(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "flaky", "--restart", "on-failure:2", img(), "sh", "-c", "echo run; exit 1")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		logs := e.must("logs", "flaky")
+		st := e.must("ps", "-a", "--format", "{{.State}}")
+		if strings.Count(logs, "run") == 3 && strings.TrimSpace(st) == "exited" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s: %d runs, state %q", strings.Count(logs, "run"), st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestFailuresLeaveNothingBehind(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--rm", regAddr + "/no/such:image", "true"}, "not found"},
+		{[]string{"run", "--rm", "--runtime", "/bin/false", img(), "true"}, "start container"},
+		{[]string{"run", "--rm", "--cap-add", "NOT_A_CAP", img(), "true"}, "NOT_A_CAP"},
+		{[]string{"run", "--rm", "-p", "99999:80", img(), "true"}, "port"},
+		{[]string{"run", "--rm", img(), "/no/such/program"}, "no/such/program"},
+	}
+	for _, c := range cases {
+		_, errOut, err := e.hull(c.args...)
+		if err == nil {
+			t.Errorf("%v succeeded", c.args)
+			continue
+		}
+		if !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: error %q does not mention %q", c.args, errOut, c.want)
+		}
+		if ps := e.must("ps", "-a", "-q"); strings.TrimSpace(ps) != "" {
+			t.Errorf("%v left container %q", c.args, ps)
+		}
+	}
+	if netns, _ := os.ReadDir(filepath.Join(e.runroot, "netns")); len(netns) != 0 {
+		t.Errorf("network namespaces left: %d", len(netns))
+	}
+}
+
+func TestOtherRuntimesRunTheSameContainer(t *testing.T) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc not installed")
+	}
+	e := newEnv(t)
+	if out := e.must("run", "--rm", "--runtime", "runc", img(), "echo", "under-runc"); out != "under-runc\n" {
+		t.Errorf("runc: %q", out)
+	}
+}
