@@ -89,6 +89,8 @@ func TestRunsUnderRuntimes(t *testing.T) {
 		WorkingDir: "/tmp",
 		User:       "app",
 	}}
+	// The runtimes remove each container's cgroup; the parent is the test's.
+	t.Cleanup(func() { removeCgroupDirs("hull-specgen-test") })
 	for name, bin := range runtimes(t) {
 		t.Run(name, func(t *testing.T) {
 			id := "specgen-test-" + name
@@ -165,4 +167,14 @@ func normalizeID(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// removeCgroupDirs removes the (empty) cgroup called name below the root of
+// every hierarchy: v1 controllers, the hybrid unified mount, pure v2.
+func removeCgroupDirs(name string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	dirs = append(dirs, "/sys/fs/cgroup/"+name)
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
 }

@@ -62,10 +62,63 @@ func TestMain(m *testing.M) {
 	if err := pushBusybox(regAddr + "/busybox:latest"); err != nil {
 		log.Fatal(err)
 	}
+	undo := hostState()
 	code := m.Run()
 	srv.Close()
 	os.RemoveAll(dir)
+	if err := undo(); err != nil {
+		fmt.Println("engine tests: restoring the host:", err)
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// hostState records what the tests change on the host as a side effect of
+// real use (the default network's bridge, the host-wide CNI iptables
+// chains, ip_forward, the /hull cgroup parent) and returns a func that
+// undoes what was not there before.
+func hostState() func() error {
+	hadBridge := exec.Command("ip", "link", "show", "hull0").Run() == nil
+	before, _ := exec.Command("iptables-save").Output()
+	hadCNI := bytes.Contains(before, []byte("CNI-"))
+	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/hull")
+	hadCgroups := len(cgroups) > 0
+	return func() error {
+		if !hadBridge {
+			_ = exec.Command("ip", "link", "del", "hull0").Run()
+		}
+		if !hadCNI {
+			for _, c := range [][]string{
+				{"-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
+				{"-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
+				{"-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"},
+				{"-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD"},
+			} {
+				_ = exec.Command("iptables", c...).Run()
+			}
+			for _, t := range []struct{ table, chain string }{{"nat", "CNI-HOSTPORT-DNAT"}, {"nat", "CNI-HOSTPORT-MASQ"}, {"nat", "CNI-HOSTPORT-SETMARK"}, {"filter", "CNI-FORWARD"}, {"filter", "CNI-ADMIN"}} {
+				_ = exec.Command("iptables", "-t", t.table, "-F", t.chain).Run()
+				_ = exec.Command("iptables", "-t", t.table, "-X", t.chain).Run()
+			}
+		}
+		if len(fwd) > 0 {
+			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644)
+		}
+		if !hadCgroups {
+			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull")
+			for _, d := range dirs {
+				if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+					return fmt.Errorf("cgroup %s: %w", d, err)
+				}
+			}
+		}
+		after, _ := exec.Command("iptables-save").Output()
+		if !hadCNI && bytes.Contains(after, []byte("CNI-")) {
+			return fmt.Errorf("CNI iptables rules left: %s", after)
+		}
+		return nil
+	}
 }
 
 // pushBusybox pushes an image of Debian's static busybox with its applets.
