@@ -168,3 +168,9 @@ func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 
 // isNotFound reports a missing blob.
 func isNotFound(err error) bool { return errors.Is(err, content.ErrNotFound) }
+
+// RawConfig returns an image's config blob as stored, for the fields of
+// Docker's config that the OCI type lacks (Healthcheck, OnBuild).
+func (s *Service) RawConfig(m ocispec.Manifest) ([]byte, error) {
+	return s.readBlob(m.Config)
+}
