@@ -35,18 +35,20 @@ type RunOptions struct {
 	Volumes []string `json:"volumes,omitempty"`
 	// Network is --network: "" or "bridge" (the default network), "none",
 	// "host", "container:NAME" or a user network's name.
-	Network        string                `json:"network,omitempty"`
-	NetworkAliases []string              `json:"networkAliases,omitempty"`
-	Publish        []string              `json:"publish,omitempty"` // -p [ip:]host:container[/proto]
-	DNS            []string              `json:"dns,omitempty"`
-	AddHost        []string              `json:"addHost,omitempty"` // name:ip
-	Restart        string                `json:"restart,omitempty"`
-	AutoRemove     bool                  `json:"autoRemove,omitempty"`
-	LogMaxSize     int64                 `json:"logMaxSize,omitempty"`
-	LogMaxFiles    int                   `json:"logMaxFiles,omitempty"`
-	StopTimeout    int                   `json:"stopTimeout,omitempty"` // seconds; 0: 10
-	Health         *monitor.HealthConfig `json:"health,omitempty"`
-	NoHealthcheck  bool                  `json:"noHealthcheck,omitempty"`
+	Network        string   `json:"network,omitempty"`
+	NetworkAliases []string `json:"networkAliases,omitempty"`
+	Publish        []string `json:"publish,omitempty"` // -p [ip:]host:container[/proto]
+	DNS            []string `json:"dns,omitempty"`
+	AddHost        []string `json:"addHost,omitempty"` // name:ip
+	Restart        string   `json:"restart,omitempty"`
+	AutoRemove     bool     `json:"autoRemove,omitempty"`
+	// CgroupParent is the cgroup the container's goes below ("/hull").
+	CgroupParent  string                `json:"cgroupParent,omitempty"`
+	LogMaxSize    int64                 `json:"logMaxSize,omitempty"`
+	LogMaxFiles   int                   `json:"logMaxFiles,omitempty"`
+	StopTimeout   int                   `json:"stopTimeout,omitempty"` // seconds; 0: 10
+	Health        *monitor.HealthConfig `json:"health,omitempty"`
+	NoHealthcheck bool                  `json:"noHealthcheck,omitempty"`
 	// Ports and Attachments are resolved at create.
 	Ports       []network.PortMapping `json:"ports,omitempty"`
 	Attachments []network.Attachment  `json:"attachments,omitempty"`
@@ -166,7 +168,14 @@ func (e *Engine) Create(ctx context.Context, o RunOptions) (_ *container.Contain
 		return nil, err
 	}
 	o.Spec.ID, o.Spec.Name = c.ID, c.Name
-	o.Spec.CgroupsPath = "/hull/" + c.ID
+	parent := o.CgroupParent
+	if parent == "" {
+		parent = "/hull"
+	}
+	if !strings.HasPrefix(parent, "/") || strings.Contains(parent, "..") {
+		return nil, fmt.Errorf("--cgroup-parent %q: an absolute cgroup path", parent)
+	}
+	o.Spec.CgroupsPath = strings.TrimSuffix(parent, "/") + "/" + c.ID
 	spec, err := specgen.Generate(imgCfg, rootfs, o.Spec)
 	if err != nil {
 		return nil, err

@@ -64,6 +64,10 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 		st.Status, st.Exit = StatusExited, ex
 	case exErr == nil && ex.Restarting && st.Monitor != 0:
 		st.Status, st.Exit = "restarting", ex
+	case st.Monitor != 0:
+		// The monitor is starting the container, or has seen it exit and
+		// not yet written exit.json: not settled, so still running.
+		st.Status, st.Running = StatusRunning, true
 	case c.Boot != "" && c.Boot == container.BootID():
 		// Started this boot, no exit record, not running: the monitor
 		// died with it (SIGKILL) or the runtime lost it.

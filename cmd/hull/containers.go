@@ -88,6 +88,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait before SIGKILL on stop")
 	fs.StringVar(&o.Restart, "restart", "no", "no, on-failure[:N], always or unless-stopped")
 	fs.BoolVar(&o.AutoRemove, "rm", false, "remove the container when it exits")
+	fs.StringVar(&o.CgroupParent, "cgroup-parent", "/hull", "cgroup the container's cgroup goes below")
 	fs.BoolVar(&o.Spec.Init, "init", false, "run an init as PID 1 (catatonit or tini)")
 	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "max-size=SIZE, max-file=N")
 	fs.StringVar(&f.healthCmd, "health-cmd", "", "health check command (run with /bin/sh -c)")
@@ -549,9 +550,9 @@ func newPsCommand(g *globals) *cobra.Command {
 					enc.SetIndent("", "  ")
 					return enc.Encode(rows)
 				}
-				t, err := template.New("format").Parse(strings.TrimPrefix(format, "table ") + "\n")
+				t, err := parseTemplate(format)
 				if err != nil {
-					return fmt.Errorf("--format: %w", err)
+					return err
 				}
 				for _, r := range rows {
 					if err := t.Execute(os.Stdout, r); err != nil {
@@ -668,4 +669,14 @@ func newLogsCommand(g *globals) *cobra.Command {
 	f.StringVarP(&tail, "tail", "n", "all", "lines from the end")
 	f.StringVar(&since, "since", "", "only since a time or duration")
 	return cmd
+}
+
+// parseTemplate parses a --format Go template (Docker's "table " prefix
+// accepted), one line per item.
+func parseTemplate(format string) (*template.Template, error) {
+	t, err := template.New("format").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(strings.TrimPrefix(format, "table ") + "\n")
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	return t, nil
 }

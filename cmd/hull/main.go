@@ -58,6 +58,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		newLoginCommand(g), newLogoutCommand(g), newSystemCommand(g),
 		newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g), newRmCommand(g),
 		newWaitCommand(g), newPsCommand(g), newLogsCommand(g), newVolumeCommand(g), newNetworkCommand(g),
+		newKillCommand(g), newRestartCommand(g), newPauseCommand(g, true), newPauseCommand(g, false), newRenameCommand(g),
+		newExecCommand(g), newInspectCommand(g), newPortCommand(g), newTopCommand(g), newContainerCommand(g),
 	)
 	return root
 }

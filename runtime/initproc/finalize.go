@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -193,6 +194,7 @@ func (p *initProc) finalizeAndExec() error {
 	}
 	// An exec'd process dies with `hull-runtime exec` until here, not after.
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+	resetIgnoredSignals()
 	if err := unix.Exec(p.exePath, proc.Args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.exePath, err)
 	}
@@ -301,4 +303,27 @@ func (p *initProc) loadSeccomp() error {
 		return fmt.Errorf("linux.seccomp.listenerPath: send notify fd: %w", err)
 	}
 	return nil
+}
+
+// resetIgnoredSignals gives the container's process default dispositions
+// for the signals whoever started the runtime ignored: execve keeps
+// ignored signals ignored (caught ones it resets), and a container must not
+// inherit, say, an ignored SIGTERM from the engine's shell. Only signals that
+// are ignored change, so none of the Go runtime's handlers is touched on
+// the way to execve. A seccomp profile that refuses rt_sigaction leaves them.
+func resetIgnoredSignals() {
+	// The kernel's struct sigaction starts with the handler on every
+	// architecture; zeros are SIG_DFL with no flags and an empty mask.
+	var dfl, old [4]uint64
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+			continue
+		}
+		if old[0] == 1 { // SIG_IGN
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }

@@ -32,6 +32,10 @@ import (
 
 var binDir, regAddr string
 
+// cgroupParent is this test binary's own cgroup parent (removed at the
+// end): concurrent runs of the tests never share one.
+var cgroupParent = fmt.Sprintf("/hull-e2e-%d", os.Getpid())
+
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
 		fmt.Println("engine tests need root (real containers); skipping")
@@ -75,15 +79,13 @@ func TestMain(m *testing.M) {
 
 // hostState records what the tests change on the host as a side effect of
 // real use (the default network's bridge, the host-wide CNI iptables
-// chains, ip_forward, the /hull cgroup parent) and returns a func that
+// chains, ip_forward, the tests' cgroup parent) and returns a func that
 // undoes what was not there before.
 func hostState() func() error {
 	hadBridge := exec.Command("ip", "link", "show", "hull0").Run() == nil
 	before, _ := exec.Command("iptables-save").Output()
 	hadCNI := bytes.Contains(before, []byte("CNI-"))
 	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/hull")
-	hadCgroups := len(cgroups) > 0
 	return func() error {
 		if !hadBridge {
 			_ = exec.Command("ip", "link", "del", "hull0").Run()
@@ -105,12 +107,11 @@ func hostState() func() error {
 		if len(fwd) > 0 {
 			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644)
 		}
-		if !hadCgroups {
-			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull")
-			for _, d := range dirs {
-				if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
-					return fmt.Errorf("cgroup %s: %w", d, err)
-				}
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroupParent)
+		dirs = append(dirs, "/sys/fs/cgroup"+cgroupParent)
+		for _, d := range dirs {
+			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("cgroup %s: %w", d, err)
 			}
 		}
 		after, _ := exec.Command("iptables-save").Output()
@@ -207,6 +208,9 @@ func (e *env) cleanup(d string) {
 }
 
 func (e *env) hull(args ...string) (string, string, error) {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "create") {
+		args = append([]string{args[0], "--cgroup-parent", cgroupParent}, args[1:]...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "hull"), append([]string{"--root", e.root, "--runroot", e.runroot, "--registries-conf", "/nonexistent"}, args...)...)
@@ -399,5 +403,35 @@ func TestOtherRuntimesRunTheSameContainer(t *testing.T) {
 	e := newEnv(t)
 	if out := e.must("run", "--rm", "--runtime", "runc", img(), "echo", "under-runc"); out != "under-runc\n" {
 		t.Errorf("runc: %q", out)
+	}
+}
+
+func TestExecInspectPauseAndKill(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "box", "-e", "FROM_RUN=1", img(), "sh", "-c", "while :; do sleep 0.1; done")
+	if out := e.must("exec", "-e", "EXTRA=2", "box", "sh", "-c", "echo $FROM_RUN$EXTRA; exit 0"); out != "12\n" {
+		t.Errorf("exec output %q", out)
+	}
+	if _, _, err := e.hull("exec", "box", "sh", "-c", "exit 4"); exitCode(err) != 4 {
+		t.Errorf("exec exit code %d, want 4", exitCode(err))
+	}
+	if st := strings.TrimSpace(e.must("inspect", "--format", "{{.State.Status}} {{.State.Running}} {{.Name}}", "box")); st != "running true /box" {
+		t.Errorf("inspect: %q", st)
+	}
+	e.must("pause", "box")
+	if st := strings.TrimSpace(e.must("inspect", "--format", "{{.State.Status}}", "box")); st != "paused" {
+		t.Errorf("after pause: %q", st)
+	}
+	e.must("unpause", "box")
+	e.must("kill", "box")
+	if code := strings.TrimSpace(e.must("wait", "box")); code != "137" {
+		t.Errorf("exit code after kill: %s", code)
+	}
+	if st := strings.TrimSpace(e.must("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "box")); st != "exited 137" {
+		t.Errorf("inspect after kill: %q", st)
+	}
+	e.must("container", "prune", "-f")
+	if ps := e.must("ps", "-a", "-q"); strings.TrimSpace(ps) != "" {
+		t.Errorf("container prune left %q", ps)
 	}
 }
