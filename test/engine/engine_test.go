@@ -435,3 +435,21 @@ func TestExecInspectPauseAndKill(t *testing.T) {
 		t.Errorf("container prune left %q", ps)
 	}
 }
+
+func TestAttachSeesLiveOutputAndStatsReadTheCgroup(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "talker", img(), "sh", "-c", "i=0; while [ $i -lt 30 ]; do echo line$i; i=$((i+1)); sleep 0.1; done")
+	out, errOut, err := e.hull("attach", "talker")
+	if err != nil {
+		t.Fatalf("attach: %v %s", err, errOut)
+	}
+	if !strings.Contains(out, "line29") {
+		t.Errorf("attach did not see the end of the output: %q", out)
+	}
+	e.must("run", "-d", "--name", "busy", "-m", "64m", img(), "sh", "-c", "while :; do :; done")
+	stats := e.must("stats", "--no-stream", "busy")
+	if !strings.Contains(stats, "busy") || !strings.Contains(stats, "64MB") && !strings.Contains(stats, "67.1MB") {
+		t.Errorf("stats: %q", stats)
+	}
+	e.must("rm", "-f", "busy", "talker")
+}
