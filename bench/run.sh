@@ -10,7 +10,19 @@ runs=${1:-30}
 make -s build
 work=$(mktemp -d /var/tmp/hull-bench-run.XXXXXX)
 H=(bin/hull --root "$work/hull" --runroot "$work/hullrun")
+# Podman's default ulimits (nofile and nproc 1048576 as root) need
+# CAP_SYS_RESOURCE, which this machine's bounding set lacks.
+cat >"$work/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+CONF
+export CONTAINERS_CONF=$work/containers.conf
 P=(podman --root "$work/podman" --runroot "$work/podrun" --runtime runc --cgroup-manager cgroupfs --events-backend none)
+# What the two engines' networking leaves on the host, removed afterwards
+# unless it was there before.
+had_hull0=$(ip link show hull0 >/dev/null 2>&1 && echo 1 || true)
+had_podman0=$(ip link show cni-podman0 >/dev/null 2>&1 && echo 1 || true)
+had_cni=$(iptables-save | grep -q CNI- && echo 1 || true)
 cleanup() {
 	"${H[@]}" container prune -f >/dev/null 2>&1 || true
 	for id in $("${H[@]}" ps -aq --no-trunc 2>/dev/null); do "${H[@]}" rm -f "$id" >/dev/null 2>&1 || true; done
@@ -18,6 +30,18 @@ cleanup() {
 	"${P[@]}" system reset -f >/dev/null 2>&1 || true
 	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	rm -rf "$work"
+	[ -n "$had_hull0" ] || ip link del hull0 2>/dev/null || true
+	[ -n "$had_podman0" ] || ip link del cni-podman0 2>/dev/null || true
+	if [ -z "$had_cni" ]; then
+		iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
+		iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
+		iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
+		iptables -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ 2>/dev/null || true
+		for tc in nat:CNI-HOSTPORT-DNAT nat:CNI-HOSTPORT-MASQ nat:CNI-HOSTPORT-SETMARK filter:CNI-FORWARD filter:CNI-ADMIN; do
+			iptables -t "${tc%%:*}" -F "${tc#*:}" 2>/dev/null || true
+			iptables -t "${tc%%:*}" -X "${tc#*:}" 2>/dev/null || true
+		done
+	fi
 }
 trap cleanup EXIT
 # The same image for both: a busybox rootfs, imported by hull, saved, loaded by podman.
@@ -33,7 +57,7 @@ tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
 echo "== run --rm IMAGE true ($runs runs each, same image, default bridge network for both)"
 hyperfine -N --warmup 3 --runs "$runs" \
 	-n hull "${H[*]} run --rm localhost/bench:1 true" \
-	-n podman "${P[*]} run --rm localhost/bench:1 true" 2>&1 | grep -E "Time|Range|faster|±" || true
+	-n podman "${P[*]} run --rm localhost/bench:1 true" 2>&1 | grep -vE "^ *$|Benchmark [0-9]|⠀" || true
 echo "== idle monitor RSS (a sleep 1000 container each)"
 "${H[@]}" run -d --name idle localhost/bench:1 sleep 1000 >/dev/null
 "${P[@]}" run -d --name idle localhost/bench:1 sleep 1000 >/dev/null

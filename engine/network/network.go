@@ -55,8 +55,9 @@ import (
 const (
 	DefaultNetworkName = "hull"
 	DefaultBridgeName  = "hull0"
-	DefaultSubnet      = "10.88.0.0/16"
-	DefaultSubnetPool  = "10.89.0.0/16"
+	// Not Podman's 10.88.0.0/16: both engines often share a host.
+	DefaultSubnet     = "10.87.0.0/16"
+	DefaultSubnetPool = "10.89.0.0/16"
 
 	// cniVersion is the highest version Debian's plugins 1.1.1 speak.
 	cniVersion = "1.0.0"
@@ -83,7 +84,7 @@ type Config struct {
 	// StateDir holds attachment records, locks and host-local's IP
 	// reservations, under --runroot; default: "network" beside NetnsDir.
 	StateDir string
-	// DefaultSubnet is the subnet of the default network; default 10.88.0.0/16.
+	// DefaultSubnet is the subnet of the default network; default 10.87.0.0/16.
 	DefaultSubnet string
 	// DefaultNetwork and DefaultBridge name the default network and its
 	// bridge; default "hull" and "hull0".
