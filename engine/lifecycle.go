@@ -48,6 +48,16 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 	if exErr == nil {
 		st.Restarts = ex.Restarts
 	}
+	// Without the runtime when the files settle it: a recorded exit, or a
+	// container never started. Each runtime call is a process.
+	switch {
+	case exErr == nil && !ex.Restarting && st.Monitor == 0:
+		st.Status, st.Exit = StatusExited, ex
+		return st
+	case exErr != nil && st.Monitor == 0 && c.Boot == "":
+		st.Status = StatusCreated
+		return st
+	}
 	rt, err := oci.New(c.Runtime, e.runtimeRoot(), false)
 	var rs *oci.State
 	if err == nil {
@@ -270,24 +280,36 @@ func (e *Engine) waitExit(ctx context.Context, c *container.Container, d time.Du
 	return false
 }
 
+// settled reports whether a started container has exited for good, from
+// the monitor's files alone: exit.json without a restart coming, or no
+// monitor (SIGKILLed, or gone with a reboot) and so an unknown code.
+func (e *Engine) settled(c *container.Container) (code int, done bool) {
+	dir := e.stateDir(c.ID)
+	if ex, err := monitor.ReadExit(dir); err == nil && !ex.Restarting {
+		return ex.ExitCode, true
+	}
+	if pid, _ := monitor.MonitorPid(dir); pid == 0 && c.Boot != "" {
+		return -1, true
+	}
+	return 0, false
+}
+
 // Wait blocks until the container exits and returns its exit code (-1 if
-// unknown).
+// unknown). It reads the monitor's files, not the runtime, every 10 ms.
 func (e *Engine) Wait(ctx context.Context, c *container.Container) (int, error) {
-	for {
-		st := e.State(ctx, c)
-		if st.Status == StatusExited && (st.Monitor == 0 || st.Exit != nil) {
-			if st.Exit == nil {
-				return -1, nil
-			}
-			return st.Exit.ExitCode, nil
-		}
-		if st.Status == StatusCreated {
+	if c.Boot == "" {
+		if st := e.State(ctx, c); st.Status == StatusCreated {
 			return -1, fmt.Errorf("container %s is not started", c.Name)
+		}
+	}
+	for {
+		if code, done := e.settled(c); done {
+			return code, nil
 		}
 		select {
 		case <-ctx.Done():
 			return -1, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

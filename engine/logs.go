@@ -110,7 +110,16 @@ func (e *Engine) Logs(ctx context.Context, c *container.Container, o LogOptions,
 			r.Reset(f)
 			continue
 		}
-		if st := e.State(ctx, c); !st.Running && st.Monitor == 0 {
+		if _, done := e.settled(c); done {
+			// One last read: the monitor flushes the log before it records the exit.
+			if rest, _ := io.ReadAll(r); len(rest) > 0 {
+				for _, line := range strings.SplitAfter(partial.String()+string(rest), "\n") {
+					var l logLine
+					if json.Unmarshal([]byte(line), &l) == nil {
+						emit(l)
+					}
+				}
+			}
 			return nil
 		}
 		select {

@@ -104,9 +104,10 @@ type meta struct {
 }
 
 // buildConflist renders n as the CNI configuration list hull runs. The
-// plugin chain is Podman's CNI-era one: bridge with host-local IPAM, portmap
-// (only where a gateway exists to route back), firewall to open FORWARD for
-// the container's addresses, and tuning so users can add sysctls later.
+// plugin chain is Podman's CNI-era one less tuning: bridge with host-local
+// IPAM, portmap (only where a gateway exists to route back) and firewall to
+// open FORWARD for the container's addresses. Tuning did nothing here (no
+// sysctls are passed to it) and cost a plugin exec on every ADD and DEL.
 func (m *Manager) buildConflist(n Network) ([]byte, error) {
 	rng := map[string]any{"subnet": n.Subnet}
 	if n.Gateway != "" {
@@ -137,7 +138,6 @@ func (m *Manager) buildConflist(n Network) ([]byte, error) {
 	plugins = append(plugins,
 		// An explicit backend keeps the plugin from probing firewalld over D-Bus.
 		map[string]any{"type": "firewall", "backend": "iptables"},
-		map[string]any{"type": "tuning"},
 	)
 	doc := map[string]any{
 		"cniVersion": cniVersion,

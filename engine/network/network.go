@@ -1,8 +1,7 @@
 // Package network is hull's container networking: network definitions stored
 // as CNI configuration lists, network namespaces bind-mounted under a
 // per-boot directory, and CNI ADD/DEL through libcni with the stock
-// containernetworking plugins (bridge + host-local, portmap, firewall,
-// tuning).
+// containernetworking plugins (bridge + host-local, portmap, firewall).
 //
 // # Layout on disk
 //
