@@ -26,18 +26,22 @@ func TestRootlessWithSubordinateIDsUsesNewuidmap(t *testing.T) {
 		t.Skip("newuidmap is not installed (apt-get install uidmap)")
 	}
 	start, size := subRange(t, "/etc/subuid", subIDUser)
+	gstart, gsize := subRange(t, "/etc/subgid", subIDUser)
 	uid64, _ := strconv.ParseUint(u.Uid, 10, 32)
 	uid := uint32(uid64)
+	// The user's primary group need not equal its uid (newgidmap checks it).
+	gid64, _ := strconv.ParseUint(u.Gid, 10, 32)
+	gid := uint32(gid64)
 	e := rootlessEnv(t, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u")
-	maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}, {ContainerID: 1, HostID: start, Size: size}}
-	e.spec.Linux.UIDMappings, e.spec.Linux.GIDMappings = maps, maps
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}, {ContainerID: 1, HostID: start, Size: size}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: gid, Size: 1}, {ContainerID: 1, HostID: gstart, Size: gsize}}
 	if err := bundleWrite(e); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(e.root, int(uid), int(uid)); err != nil {
+	if err := os.Chown(e.root, int(uid), int(gid)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.runtimeAs(uid, "run", "--bundle", e.bundle, "subid")
+	out, err := e.runtimeAsIDs(uid, gid, "run", "--bundle", e.bundle, "subid")
 	f := strings.Fields(out)
 	// Two uid_map lines and two gid_map lines of three fields each, then id -u.
 	if err != nil || len(f) != 13 || f[4] != strconv.Itoa(int(start)) || f[12] != "0" {

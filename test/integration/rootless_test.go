@@ -15,8 +15,13 @@ const rootlessUID = 1000
 
 // runtimeAs runs hull-runtime as an unprivileged user.
 func (e *env) runtimeAs(uid uint32, args ...string) (string, error) {
+	return e.runtimeAsIDs(uid, uid, args...)
+}
+
+// runtimeAsIDs is runtimeAs with a primary group of its own.
+func (e *env) runtimeAsIDs(uid, gid uint32, args ...string) (string, error) {
 	cmd := exec.Command(runtimeBin, append([]string{"--root", e.root}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent"}
 	// A file, not a pipe: a detached container keeps its stdio open.
 	f, err := os.CreateTemp(e.dir, "out-")
