@@ -331,9 +331,15 @@ func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volu
 		return err
 	}
 	defer unlock()
+	// A create killed before it wrote the options: clean up by the
+	// conventions (snapshot and netns named by the id) instead.
 	o, err := options(c)
-	if err != nil {
-		return err
+	partial := err != nil
+	if partial {
+		o = &RunOptions{}
+	}
+	if c.Snapshot == "" {
+		c.Snapshot = c.ID
 	}
 	var errs []error
 	// Only a container the runtime knows needs deleting there (a runtime
@@ -345,7 +351,7 @@ func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volu
 			}
 		}
 	}
-	if o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
+	if partial || o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
 		if err := e.Network.Teardown(ctx, c.ID, o.Attachments, o.Ports); err != nil {
 			errs = append(errs, err)
 		}

@@ -453,3 +453,43 @@ func TestAttachSeesLiveOutputAndStatsReadTheCgroup(t *testing.T) {
 	}
 	e.must("rm", "-f", "busy", "talker")
 }
+
+// SIGKILL of `hull run` can land between any two steps (record, snapshot,
+// mount, volumes, network, monitor); `hull rm -f` and the prunes then clean
+// up whatever it had made.
+func TestAKilledRunIsCleanedUpByRmAndPrune(t *testing.T) {
+	e := newEnv(t)
+	e.must("pull", "-q", img())
+	for i, delay := range []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond, 200 * time.Millisecond, 350 * time.Millisecond} {
+		cmd := exec.Command(filepath.Join(binDir, "hull"), "--root", e.root, "--runroot", e.runroot, "--registries-conf", "/nonexistent",
+			"run", "-d", "--cgroup-parent", cgroupParent, "--name", fmt.Sprintf("k%d", i), img(), "sleep", "1000")
+		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	for _, id := range strings.Fields(e.must("ps", "-a", "-q", "--no-trunc")) {
+		if _, errOut, err := e.hull("rm", "-f", "-v", id); err != nil {
+			t.Errorf("rm -f %s: %v %s", id, err, errOut)
+		}
+	}
+	e.must("container", "prune", "-f")
+	e.must("volume", "prune", "-f")
+	if ps := e.must("ps", "-a", "-q"); strings.TrimSpace(ps) != "" {
+		t.Errorf("containers left: %q", ps)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.runroot, "netns")); len(entries) != 0 {
+		t.Errorf("network namespaces left: %d", len(entries))
+	}
+	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(e.root))
+	more, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Join(e.runroot, "containers")))
+	for _, m := range append(mounts, more...) {
+		t.Errorf("left mounted: %s", m.Mountpoint)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "hull-monitor.*"+e.runroot).Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("monitors left: %s", out)
+	}
+}
