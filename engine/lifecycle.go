@@ -36,6 +36,8 @@ type State struct {
 	Running  bool
 	Monitor  int // the monitor's pid, 0 if gone
 	Restarts int
+	// StartedAt is when the running container's current run began.
+	StartedAt time.Time
 }
 
 // State computes where a container is: from its monitor, its exit record
@@ -67,6 +69,10 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 	case rs != nil && (rs.Status == "running" || rs.Status == "paused"):
 		st.Pid, st.Running = rs.Pid, true
 		st.Status = StatusRunning
+		// The runtime writes the pid file at create, just before start.
+		if fi, err := os.Stat(filepath.Join(dir, monitor.ContainerPidFile)); err == nil {
+			st.StartedAt = fi.ModTime()
+		}
 		if rs.Status == "paused" {
 			st.Status = StatusPaused
 		}

@@ -14,7 +14,9 @@
 #
 # Environment:
 #   VM_TEST_RUN      -test.run pattern for the integration tests (default: all)
-#   VM_TEST_TIMEOUT  seconds before the VM is killed (default 900); a VM that
+#   VM_TEST_TIMEOUT  seconds before the VM is killed (default 1100: above the
+#                    guest-side limits, 300 + 660 s, so a hung test binary is
+#                    reported with its goroutines rather than lost with the VM); a VM that
 #                    times out or dies without an exit code is run once more
 #                    (a stalled emulator on a busy host is not a test result;
 #                    a hang in the tests is caught by the guest-side timeouts
@@ -128,7 +130,7 @@ echo "== tests in a pure cgroup v2 VM (run-in-vm, slow: TCG emulation)"
 cp "$repo/bin/hull-runtime" "$work/bin/hull-runtime"
 vmargs=(--env HULL_RUNTIME="$work/bin/hull-runtime" --env TESTBIN="$work/bin")
 [ -z "${VM_TEST_RUN:-}" ] || vmargs+=(--env VM_TEST_RUN="$VM_TEST_RUN")
-timeout=${VM_TEST_TIMEOUT:-900}
+timeout=${VM_TEST_TIMEOUT:-1100}
 for attempt in 1 2; do
 	vmrc=0
 	bash "$vm" --timeout "$timeout" \

@@ -618,10 +618,15 @@ func matchFilters(r psRow, filters []string) bool {
 
 func statusText(st engine.State) string {
 	switch st.Status {
-	case engine.StatusRunning:
-		return "Up"
-	case engine.StatusPaused:
-		return "Up (Paused)"
+	case engine.StatusRunning, engine.StatusPaused:
+		up := "Up"
+		if !st.StartedAt.IsZero() {
+			up += " " + humanDuration(time.Since(st.StartedAt))
+		}
+		if st.Status == engine.StatusPaused {
+			up += " (Paused)"
+		}
+		return up
 	case engine.StatusExited:
 		if st.Exit != nil {
 			code := st.Exit.ExitCode

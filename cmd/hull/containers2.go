@@ -318,7 +318,7 @@ func inspectContainer(g *globals, e *engine.Engine, cmd *cobra.Command, c *conta
 	if len(c.Command) > 0 {
 		d.Path, d.Args = c.Command[0], c.Command[1:]
 	}
-	d.State = inspectState{Status: st.Status, Running: st.Running, Paused: st.Status == engine.StatusPaused, Pid: st.Pid}
+	d.State = inspectState{Status: st.Status, Running: st.Running, Paused: st.Status == engine.StatusPaused, Pid: st.Pid, StartedAt: st.StartedAt}
 	if st.Exit != nil {
 		d.State.ExitCode, d.State.OOMKilled, d.State.Error = st.Exit.ExitCode, st.Exit.OOMKilled, st.Exit.Error
 		d.State.StartedAt, d.State.FinishedAt = st.Exit.StartedAt, st.Exit.FinishedAt

@@ -192,23 +192,39 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.3gPB", v/unit)
 }
 
-func humanSince(t time.Time) string {
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "Less than a minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	case d < 14*24*time.Hour:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-	case d < 60*24*time.Hour:
-		return fmt.Sprintf("%d weeks ago", int(d.Hours()/24/7))
-	case d < 2*365*24*time.Hour:
-		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
+func humanSince(t time.Time) string { return humanDuration(time.Since(t)) + " ago" }
+
+// humanDuration words a duration as Docker does ("Less than a second",
+// "3 seconds", "About a minute", "2 hours", ...).
+func humanDuration(d time.Duration) string {
+	switch s := int(d.Seconds()); {
+	case s < 1:
+		return "Less than a second"
+	case s == 1:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", s)
 	}
-	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
+	switch m := int(d.Minutes()); {
+	case m == 1:
+		return "About a minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	}
+	switch h := int(d.Hours() + 0.5); {
+	case h == 1:
+		return "About an hour"
+	case h < 48:
+		return fmt.Sprintf("%d hours", h)
+	case h < 24*7*2:
+		return fmt.Sprintf("%d days", h/24)
+	case h < 24*30*2:
+		return fmt.Sprintf("%d weeks", h/24/7)
+	case h < 24*365*2:
+		return fmt.Sprintf("%d months", h/24/30)
+	default:
+		return fmt.Sprintf("%d years", int(d.Hours())/24/365)
+	}
 }
 
 func newImageCommand(g *globals) *cobra.Command {

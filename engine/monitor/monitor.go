@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hull-runtime/hull/engine/oci/hybrid"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,11 +191,10 @@ func (m *monitor) writeExit(ex *ExitStatus) {
 
 // runtimeArgv builds a runtime command line with the global --root.
 func (m *monitor) runtimeArgv(args ...string) []string {
-	argv := []string{m.cfg.Runtime}
 	if m.cfg.RuntimeRoot != "" {
-		argv = append(argv, "--root", m.cfg.RuntimeRoot)
+		args = append([]string{"--root", m.cfg.RuntimeRoot}, args...)
 	}
-	return append(argv, args...)
+	return hybrid.Argv(m.cfg.Runtime, args...)
 }
 
 // runtime runs a runtime command to completion with stdin on /dev/null and

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hull-runtime/hull/engine/oci/hybrid"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -124,7 +125,8 @@ func (c *CLI) GlobalArgs() []string {
 }
 
 func (c *CLI) command(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, c.path, append(c.GlobalArgs(), args...)...)
+	argv := hybrid.Argv(c.path, append(c.GlobalArgs(), args...)...)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
 // run runs a verb and turns a failure into an error carrying the runtime's
