@@ -98,9 +98,28 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 	return st
 }
 
+// StartOptions change how Start starts a container.
+type StartOptions struct {
+	// AttachFirst has the monitor wait (up to monitor.AttachFirstWait) for
+	// an attach client before it starts the container: a foreground `run`
+	// connects to the attach socket while Start runs and sees every byte.
+	AttachFirst bool
+}
+
 // Start starts a created or exited container under a new monitor and
 // returns the container's pid. On error the container is as before.
-func (e *Engine) Start(ctx context.Context, c *container.Container) (_ int, retErr error) {
+func (e *Engine) Start(ctx context.Context, c *container.Container) (int, error) {
+	return e.StartWith(ctx, c, StartOptions{})
+}
+
+// AttachSocket is the path of the container's attach socket (it exists
+// while its monitor runs).
+func (e *Engine) AttachSocket(c *container.Container) string {
+	return filepath.Join(e.stateDir(c.ID), monitor.AttachSocket)
+}
+
+// StartWith is Start with options.
+func (e *Engine) StartWith(ctx context.Context, c *container.Container, so StartOptions) (_ int, retErr error) {
 	unlock, err := e.Containers.Lock(c.ID)
 	if err != nil {
 		return 0, err
@@ -133,6 +152,13 @@ func (e *Engine) Start(ctx context.Context, c *container.Container) (_ int, retE
 		}
 	}()
 	if o.Spec.NetNSPath != "" && o.Spec.NetNSPath != "host" && o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
+		// A previous run's network (its monitor does not tear it down when
+		// the container exits): a fresh namespace for this run.
+		if e.Network.IsSetUp(c.ID) {
+			if err := e.Network.Teardown(ctx, c.ID, o.Attachments, o.Ports); err != nil {
+				return 0, fmt.Errorf("container %s: tear down the previous run's network: %w", c.Name, err)
+			}
+		}
 		res, err := e.Network.Setup(ctx, c.ID, o.Attachments, o.Ports)
 		if err != nil {
 			return 0, err
@@ -170,6 +196,7 @@ func (e *Engine) Start(ctx context.Context, c *container.Container) (_ int, retE
 		ID: c.ID, Bundle: filepath.Join(e.Containers.Dir(c.ID), "bundle"), Runtime: c.Runtime, RuntimeRoot: e.runtimeRoot(),
 		StateDir: dir, LogPath: filepath.Join(e.Containers.Dir(c.ID), "ctr.log"), LogMaxSize: maxSize, LogMaxFiles: maxFiles,
 		TTY: o.Spec.TTY, Stdin: o.Spec.Interactive, Restart: policy, Health: o.Health, StopSignal: stopSig,
+		AttachFirst: so.AttachFirst,
 	}
 	pid, err := monitor.Launch(ctx, e.MonitorBin, cfg)
 	if err != nil {

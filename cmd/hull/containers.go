@@ -20,6 +20,7 @@ import (
 	"github.com/hull-runtime/hull/engine"
 	"github.com/hull-runtime/hull/engine/container"
 	"github.com/hull-runtime/hull/engine/monitor"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // engine opens the engine of --root/--runroot.
@@ -285,6 +286,11 @@ func newRunCommand(g *globals) *cobra.Command {
 			}
 			defer done()
 			ctx := cmd.Context()
+			if o.Spec.TTY && !detach {
+				if rows, cols, ok := terminalSize(); ok {
+					o.Spec.ConsoleSize = &specs.Box{Height: uint(rows), Width: uint(cols)}
+				}
+			}
 			c, err := e.Create(ctx, o)
 			if err != nil {
 				return err
@@ -305,20 +311,17 @@ func newRunCommand(g *globals) *cobra.Command {
 				fmt.Println(c.ID)
 				return nil
 			}
-			if _, err := e.Start(ctx, c); err != nil {
-				startFailed()
-				return err
+			detached, err := attachedRun(ctx, e, c, o.Spec.TTY, o.Spec.Interactive)
+			if err != nil {
+				if st := e.State(context.WithoutCancel(ctx), c); st.Status == engine.StatusCreated {
+					startFailed()
+					return err
+				}
+				// Started, then the stream broke: the exit code still counts.
+				g.log.Debug("attach", "err", err)
 			}
-			// Output comes from the log, which holds it from the first byte
-			// (a short container may be gone before an attach connects);
-			// the attach socket carries stdin.
-			if o.Spec.Interactive {
-				go func() {
-					_ = monitor.Attach(ctx, filepath.Join(g.runroot, "containers", c.ID, monitor.AttachSocket), os.Stdin, io.Discard, io.Discard, o.Spec.TTY)
-				}()
-			}
-			if err := e.Logs(ctx, c, engine.LogOptions{Follow: true}, os.Stdout, os.Stderr); err != nil {
-				g.log.Debug("follow logs", "err", err)
+			if detached {
+				return nil
 			}
 			code, err := e.Wait(context.WithoutCancel(ctx), c)
 			remove()

@@ -181,6 +181,36 @@ func newExecCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if tty && !detach {
+				if !hasEnv(p.Env, "TERM") {
+					p.Env = append(p.Env, "TERM=xterm")
+				}
+				ln, sock, closeSock, err := consoleSocket()
+				if err != nil {
+					return err
+				}
+				defer closeSock()
+				x, cleanup, err := rt.ExecCommand(cmd.Context(), c.ID, &p, oci.ExecOptions{ConsoleSocket: sock})
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				code, err := execWithTerminal(cmd.Context(), x, ln, interactive)
+				if err != nil {
+					return err
+				}
+				if code != 0 {
+					if code < 0 {
+						code = 126
+					}
+					return exitError(code)
+				}
+				return nil
+			}
+			if tty {
+				// A detached terminal process would lose its pty with us.
+				p.Terminal = false
+			}
 			x, cleanup, err := rt.ExecCommand(cmd.Context(), c.ID, &p, oci.ExecOptions{Detach: detach})
 			if err != nil {
 				return err
@@ -209,6 +239,16 @@ func newExecCommand(g *globals) *cobra.Command {
 	f.StringVarP(&workdir, "workdir", "w", "", "working directory")
 	f.SetInterspersed(false)
 	return cmd
+}
+
+// hasEnv reports whether env sets name.
+func hasEnv(env []string, name string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return true
+		}
+	}
+	return false
 }
 
 func parseNumericUser(s string) (uint32, uint32, error) {

@@ -18,10 +18,14 @@ type attachServer struct {
 	ln    *os.File
 	done  chan struct{} // closed by close: accept errors are then the end
 
+	connected     chan struct{} // closed when the first client connects
+	connectedOnce sync.Once
+
 	mu      sync.Mutex
 	clients map[*attachConn]struct{}
-	in      *os.File // the current run's stdin pipe or pty master; nil between runs
-	pty     *os.File // the current run's pty master (resize); nil without --tty
+	in      *os.File      // the current run's stdin pipe or pty master; nil between runs
+	ready   chan struct{} // closed while in is set: input waits on it
+	pty     *os.File      // the current run's pty master (resize); nil without --tty
 	wg      sync.WaitGroup
 }
 
@@ -36,12 +40,16 @@ type attachConn struct {
 // attachQueue bounds the chunks waiting for a slow client.
 const attachQueue = 64
 
+// slowClientWait is how long output waits for a client whose queue is full
+// before that client is disconnected.
+const slowClientWait = 2 * time.Second
+
 func newAttachServer(path string, tty, stdin bool) (*attachServer, error) {
 	ln, err := listenUnix(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &attachServer{tty: tty, stdin: stdin, ln: ln, done: make(chan struct{}), clients: map[*attachConn]struct{}{}}
+	s := &attachServer{tty: tty, stdin: stdin, ln: ln, done: make(chan struct{}), connected: make(chan struct{}), ready: make(chan struct{}), clients: map[*attachConn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -64,8 +72,23 @@ func (s *attachServer) serve() {
 		s.mu.Lock()
 		s.clients[c] = struct{}{}
 		s.mu.Unlock()
+		s.connectedOnce.Do(func() { close(s.connected) })
 		go s.writer(c)
 		go s.reader(c)
+	}
+}
+
+// AttachFirstWait bounds how long AttachFirst holds the start: a client
+// that died before connecting must not keep the container from running.
+const AttachFirstWait = 10 * time.Second
+
+// waitClient returns once a client has connected, or after d.
+func (s *attachServer) waitClient(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.connected:
+	case <-t.C:
 	}
 }
 
@@ -73,9 +96,13 @@ func (s *attachServer) writer(c *attachConn) {
 	defer c.f.Close()
 	for b := range c.out {
 		if _, err := c.f.Write(b); err != nil {
+			// Drain first: a broadcast waiting on this queue (holding the
+			// lock drop needs) is released at once.
+			go func() {
+				for range c.out {
+				}
+			}()
 			s.drop(c)
-			for range c.out {
-			}
 			return
 		}
 	}
@@ -119,23 +146,39 @@ func (s *attachServer) reader(c *attachConn) {
 	}
 }
 
+// input is the current run's stdin. A client may connect (and send) before
+// the container is created, or between restarts: its input waits for the
+// run rather than being lost. nil once the monitor closes.
 func (s *attachServer) input() *os.File {
 	if !s.stdin {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.in
+	for {
+		s.mu.Lock()
+		in, ready := s.in, s.ready
+		s.mu.Unlock()
+		if in != nil {
+			return in
+		}
+		select {
+		case <-ready:
+		case <-s.done:
+			return nil
+		}
+	}
 }
 
+// closeStdin closes the run's stdin (the client's EOF), once there is one.
 func (s *attachServer) closeStdin() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tty || s.in == nil {
+	if s.tty || s.input() == nil {
 		return
 	}
-	s.in.Close()
-	s.in = nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.in != nil {
+		s.in.Close()
+		s.setInLocked(nil)
+	}
 }
 
 func (s *attachServer) resize(rows, cols uint16) {
@@ -180,9 +223,19 @@ func (s *attachServer) broadcast(stream byte, p []byte) {
 	for c := range s.clients {
 		select {
 		case c.out <- msg:
+			continue
 		default:
-			s.dropLocked(c) // too slow: never stall the container
 		}
+		// A burst larger than the queue: wait a little (the container's
+		// output blocks meanwhile, as with Docker's attach), then give up
+		// on a client that does not read rather than stall the container.
+		t := time.NewTimer(slowClientWait)
+		select {
+		case c.out <- msg:
+		case <-t.C:
+			s.dropLocked(c)
+		}
+		t.Stop()
 	}
 }
 
@@ -190,7 +243,20 @@ func (s *attachServer) broadcast(stream byte, p []byte) {
 func (s *attachServer) setRun(in, pty *os.File) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.in, s.pty = in, pty
+	s.setInLocked(in)
+	s.pty = pty
+}
+
+// setInLocked sets in and whether input waits.
+func (s *attachServer) setInLocked(in *os.File) {
+	wasSet := s.in != nil
+	s.in = in
+	switch {
+	case in != nil && !wasSet:
+		close(s.ready)
+	case in == nil && wasSet:
+		s.ready = make(chan struct{})
+	}
 }
 
 // endRun unplugs the run and disconnects every client once its queued
@@ -198,7 +264,8 @@ func (s *attachServer) setRun(in, pty *os.File) {
 func (s *attachServer) endRun() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.in, s.pty = nil, nil
+	s.setInLocked(nil)
+	s.pty = nil
 	for c := range s.clients {
 		s.dropLocked(c)
 	}

@@ -36,6 +36,7 @@ type monitor struct {
 
 	// Buffers reused by every run, so that a restart loop does not churn.
 	outBuf, errBuf []byte
+	startedOnce    bool // AttachFirst applies to the first run only
 }
 
 // Run runs the container described by cfg until it has exited and no restart
@@ -338,7 +339,12 @@ func (m *monitor) runOnce(started func(pid int)) (*ExitStatus, error) {
 	args := []string{"create", "--bundle", cfg.Bundle, "--pid-file", pidFile}
 	var ptyc chan ptyResult
 	if cfg.TTY {
-		args = append(args, "--console-socket", filepath.Join(cfg.StateDir, consoleSocket))
+		sock, done, err := peerSockName(filepath.Join(cfg.StateDir, consoleSocket))
+		if err != nil {
+			return nil, wrap(err, "console socket")
+		}
+		defer done()
+		args = append(args, "--console-socket", sock)
 		ptyc = make(chan ptyResult, 1)
 		go receivePty(s.console, ptyc)
 	}
@@ -406,6 +412,10 @@ func (m *monitor) runOnce(started func(pid int)) (*ExitStatus, error) {
 	}
 	m.attach.setRun(s.stdin, s.pty)
 
+	if cfg.AttachFirst && !m.startedOnce {
+		m.attach.waitClient(AttachFirstWait)
+	}
+	m.startedOnce = true
 	if _, err := m.runtime("start", cfg.ID); err != nil {
 		m.deleteState() // --force kills the init, which the reaper collects
 		select {

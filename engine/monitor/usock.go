@@ -39,6 +39,24 @@ func sockName(path string) (name string, done func(), err error) {
 	return name, func() { unix.Close(dfd) }, nil
 }
 
+// peerSockName is sockName for another process (the runtime) to connect
+// to: /proc/<monitor pid>/fd/N/BASE when path is too long for sun_path.
+func peerSockName(path string) (name string, done func(), err error) {
+	if len(path) <= maxSunPath {
+		return path, func() {}, nil
+	}
+	dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, wrap(err, "open socket dir")
+	}
+	name = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
+	if len(name) > maxSunPath {
+		unix.Close(dfd)
+		return "", nil, errorOf("socket name ", filepath.Base(path), " too long")
+	}
+	return name, func() { unix.Close(dfd) }, nil
+}
+
 // listenUnix binds a stream socket at path with mode 0600, replacing a stale
 // socket file. The socket is a filesystem path, never abstract.
 func listenUnix(path string) (*os.File, error) {

@@ -50,6 +50,16 @@ type recordedAttachment struct {
 
 func (m *Manager) recordPath(id string) string { return filepath.Join(m.containersDir(), id+".json") }
 
+// IsSetUp reports whether Setup has run for the container (completely or
+// not) and no Teardown has finished since.
+func (m *Manager) IsSetUp(containerID string) bool {
+	if validateContainerID(containerID) != nil {
+		return false
+	}
+	_, err := os.Lstat(m.recordPath(containerID))
+	return err == nil
+}
+
 func ifName(i int) string { return fmt.Sprintf("eth%d", i) }
 
 // portMappingsArg is the portmap plugin's "portMappings" runtime config.

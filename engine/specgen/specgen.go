@@ -56,6 +56,9 @@ type Options struct {
 	// TTY allocates a terminal (process.terminal, TERM=xterm).
 	// Interactive (-i) only concerns the caller's stdio handling.
 	TTY, Interactive bool
+	// ConsoleSize is the terminal's size at create (process.consoleSize):
+	// the first thing in the container sees it, before any resize.
+	ConsoleSize *specs.Box `json:",omitempty"`
 	// ReadOnly mounts the root filesystem read-only.
 	ReadOnly bool
 	// Privileged gives every capability, every host device, no seccomp,
@@ -359,7 +362,8 @@ func Generate(img ocispec.Image, rootfs string, o Options) (*specs.Spec, error) 
 		Version: SpecVersion,
 		Root:    &specs.Root{Path: rootfs, Readonly: o.ReadOnly},
 		Process: &specs.Process{
-			Terminal: o.TTY,
+			Terminal:    o.TTY,
+			ConsoleSize: consoleSize(o),
 			User: specs.User{
 				UID:            eu.uid,
 				GID:            eu.gid,
@@ -668,4 +672,11 @@ func namespaces(o *Options, h *Host) ([]specs.LinuxNamespace, error) {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	return ns, nil
+}
+
+func consoleSize(o Options) *specs.Box {
+	if !o.TTY {
+		return nil
+	}
+	return o.ConsoleSize
 }

@@ -199,7 +199,7 @@ func (a *applier) applyEntry(tr *tar.Reader, hdr *tar.Header) error {
 		return a.applyRoot(hdr)
 	}
 	parent, base := split(name)
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if !a.opts.NoWhiteouts && strings.HasPrefix(base, whiteoutPrefix) {
 		return a.applyWhiteout(hdr, parent, base)
 	}
 
@@ -261,11 +261,33 @@ func (a *applier) replace(pd dirHandle, base string) error {
 	return nil
 }
 
+// replaceWith is replace for an entry that is a directory (dir) or not:
+// with NoOverwriteDirNonDir, an existing entry of the other kind stays and
+// the entry fails.
+func (a *applier) replaceWith(pd dirHandle, base string, dir bool) error {
+	if a.opts.NoOverwriteDirNonDir {
+		var st unix.Stat_t
+		err := unix.Fstatat(pd.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("replacing the existing entry: %w", err)
+		}
+		if err == nil {
+			switch isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR; {
+			case isDir && !dir:
+				return errors.New("cannot overwrite a directory with a non-directory")
+			case !isDir && dir:
+				return errors.New("cannot overwrite a non-directory with a directory")
+			}
+		}
+	}
+	return a.replace(pd, base)
+}
+
 func (a *applier) applyFile(tr io.Reader, hdr *tar.Header, pd dirHandle, base string) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pd.fd, base, flags, 0o600)
 	if errors.Is(err, unix.EEXIST) {
-		if err = a.replace(pd, base); err != nil {
+		if err = a.replaceWith(pd, base, false); err != nil {
 			return entryError(hdr, "create", err)
 		}
 		fd, err = unix.Openat(pd.fd, base, flags, 0o600)
@@ -341,7 +363,7 @@ func (a *applier) applyDir(hdr *tar.Header, name string, pd dirHandle, base stri
 			// A directory replaces a file or symlink; an existing directory
 			// is kept with its content (the lower layers' files stay) and
 			// gets this entry's metadata.
-			if err = a.replace(pd, base); err == nil {
+			if err = a.replaceWith(pd, base, true); err == nil {
 				err = unix.Mkdirat(pd.fd, base, 0o700)
 			}
 		}
@@ -394,7 +416,7 @@ func (a *applier) applySymlink(hdr *tar.Header, pd dirHandle, base string) error
 	}
 	err := unix.Symlinkat(hdr.Linkname, pd.fd, base)
 	if errors.Is(err, unix.EEXIST) {
-		if err = a.replace(pd, base); err == nil {
+		if err = a.replaceWith(pd, base, false); err == nil {
 			err = unix.Symlinkat(hdr.Linkname, pd.fd, base)
 		}
 	}
@@ -432,7 +454,7 @@ func (a *applier) applyHardlink(hdr *tar.Header, pd dirHandle, base string) erro
 			// removing it first could remove the target's last name.
 			return nil
 		}
-		if err = a.replace(pd, base); err == nil {
+		if err = a.replaceWith(pd, base, false); err == nil {
 			err = unix.Linkat(tpd.fd, tbase, pd.fd, base, 0)
 		}
 	}
@@ -459,7 +481,7 @@ func (a *applier) applyNode(hdr *tar.Header, pd dirHandle, base string) error {
 	dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
 	err := unix.Mknodat(pd.fd, base, typ|0o600, dev)
 	if errors.Is(err, unix.EEXIST) {
-		if err = a.replace(pd, base); err == nil {
+		if err = a.replaceWith(pd, base, false); err == nil {
 			err = unix.Mknodat(pd.fd, base, typ|0o600, dev)
 		}
 	}

@@ -29,7 +29,7 @@
 // removed or replaced, the only changes that can make a cached fd stale.
 package unpack
 
-// Options control how Apply treats whiteouts.
+// Options control how Apply treats whiteouts and existing entries.
 type Options struct {
 	// OverlayWhiteouts: dir is an (empty) overlayfs upper dir for this layer
 	// alone: a whiteout ".wh.NAME" becomes a 0:0 character device NAME,
@@ -38,6 +38,19 @@ type Options struct {
 	// snapshot) and whiteouts delete NAME / empty the directory of what the
 	// earlier layers put there.
 	OverlayWhiteouts bool
+
+	// NoWhiteouts: the stream is not an image layer but plain files (`hull
+	// cp`), so ".wh." names carry no meaning and are created as the entries
+	// they are; a user's file named ".wh.x" must not delete x. It overrides
+	// OverlayWhiteouts.
+	NoWhiteouts bool
+
+	// NoOverwriteDirNonDir: an entry never replaces an existing entry of the
+	// other kind, a directory by a non-directory or the reverse; Apply fails
+	// instead. Layers replace freely (that is how they change a path's
+	// type), but a copy into a directory the user has data in must not
+	// delete a whole tree because the source has a file of that name.
+	NoOverwriteDirNonDir bool
 }
 
 // Stats counts what Apply did.

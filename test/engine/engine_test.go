@@ -515,3 +515,29 @@ func TestAKilledRunIsCleanedUpByRmAndPrune(t *testing.T) {
 		t.Errorf("monitors left: %s", out)
 	}
 }
+
+func TestAnExitedContainerStartsAgainOnItsNetwork(t *testing.T) {
+	e := newEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// The first run's network (namespace, address, port mapping) is still
+	// set up after it exits: each start must replace it, not trip on it.
+	e.must("run", "--name", "again", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), img(), "echo", "run")
+	for range 2 {
+		e.must("start", "again")
+		if code := strings.TrimSpace(e.must("wait", "again")); code != "0" {
+			t.Fatalf("wait after start: %q", code)
+		}
+	}
+	if n := strings.Count(e.must("logs", "again"), "run\n"); n != 3 {
+		t.Errorf("3 runs logged %d times", n)
+	}
+	if p := e.must("port", "again"); !strings.Contains(p, fmt.Sprintf("127.0.0.1:%d", port)) {
+		t.Errorf("port after restarts: %q", p)
+	}
+	e.must("rm", "again")
+}

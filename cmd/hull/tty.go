@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/hull-runtime/hull/engine"
+	"github.com/hull-runtime/hull/engine/container"
+	"github.com/hull-runtime/hull/engine/monitor"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// detachKeys is Docker's default detach sequence, ctrl-p ctrl-q: typed into
+// an attached terminal it leaves the container running and returns.
+var detachKeys = []byte{0x10, 0x11}
+
+// errDetached ends a stream because the user typed the detach keys.
+var errDetached = errors.New("detached")
+
+// rawTerminal puts the user's terminal in raw mode while a container's pty
+// is attached: the container's pty does the line editing and the output
+// processing (a second ONLCR would turn "\r\n" into "\r\r\n"). stdin is
+// made raw when input goes to the container, stdout when it is a terminal
+// too (often the same one). The returned func restores them.
+func rawTerminal(input bool) (restore func()) {
+	var undo []func()
+	seen := map[uint64]bool{}
+	files := []*os.File{os.Stdout}
+	if input {
+		files = append(files, os.Stdin)
+	}
+	for _, f := range files {
+		fd := int(f.Fd())
+		var st unix.Stat_t
+		if !term.IsTerminal(fd) || unix.Fstat(fd, &st) != nil || seen[st.Rdev] {
+			continue
+		}
+		seen[st.Rdev] = true
+		if old, err := term.MakeRaw(fd); err == nil {
+			undo = append(undo, func() { _ = term.Restore(fd, old) })
+		}
+	}
+	return func() {
+		for _, u := range undo {
+			u()
+		}
+	}
+}
+
+// terminalSize is the size of whichever of stdin and stdout is a terminal.
+func terminalSize() (rows, cols uint16, ok bool) {
+	for _, f := range []*os.File{os.Stdin, os.Stdout} {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Row > 0 && ws.Col > 0 {
+			return ws.Row, ws.Col, true
+		}
+	}
+	return 0, 0, false
+}
+
+// followResize calls resize with the terminal's size now and on every
+// SIGWINCH until the returned stop is called.
+func followResize(resize func(rows, cols uint16)) (stop func()) {
+	if r, c, ok := terminalSize(); ok {
+		resize(r, c)
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, unix.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				if r, c, ok := terminalSize(); ok {
+					resize(r, c)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// detachReader passes input through until the detach sequence, then
+// returns errDetached and calls onDetach. A partial sequence followed by
+// other input is passed on unchanged.
+type detachReader struct {
+	r        io.Reader
+	keys     []byte
+	matched  int
+	pending  []byte
+	onDetach func()
+}
+
+func (d *detachReader) Read(p []byte) (int, error) {
+	if len(d.pending) > 0 {
+		n := copy(p, d.pending)
+		d.pending = d.pending[n:]
+		return n, nil
+	}
+	buf := make([]byte, len(p))
+	n, err := d.r.Read(buf)
+	out := p[:0]
+	for _, b := range buf[:n] {
+		if b == d.keys[d.matched] {
+			d.matched++
+			if d.matched == len(d.keys) {
+				d.onDetach()
+				return 0, errDetached
+			}
+			continue
+		}
+		if d.matched > 0 {
+			// Not the sequence after all: what was held back goes on.
+			out = append(out, d.keys[:d.matched]...)
+			d.matched = 0
+			if b == d.keys[0] {
+				d.matched = 1
+				continue
+			}
+		}
+		out = append(out, b)
+	}
+	if len(out) > len(p) {
+		d.pending = append(d.pending, out[len(p):]...)
+		out = out[:len(p)]
+	}
+	copy(p, out)
+	if len(out) == 0 && err == nil {
+		return d.Read(p)
+	}
+	return len(out), err
+}
+
+// execWithTerminal runs x, a runtime `exec` of a terminal process with
+// --console-socket sock (listening in ln), and relays the user's terminal
+// to the pty master the runtime sends: raw mode, size and resizes. This does not depend on how the runtime (hull-runtime,
+// runc, crun) would relay a terminal itself. It returns the process's exit
+// code.
+func execWithTerminal(ctx context.Context, x *exec.Cmd, ln *net.UnixListener, interactive bool) (int, error) {
+	x.Stdin, x.Stdout, x.Stderr = nil, os.Stderr, os.Stderr
+	if err := x.Start(); err != nil {
+		return -1, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- x.Wait() }()
+	master, err := acceptPty(ln, exited)
+	if err != nil {
+		if werr, ok := err.(exitedEarly); ok {
+			return exitCodeOf(werr.err), nil
+		}
+		_ = x.Process.Kill()
+		<-exited
+		return -1, err
+	}
+	defer master.Close()
+	stopResize := followResize(func(rows, cols uint16) {
+		_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	})
+	defer stopResize()
+	defer rawTerminal(interactive)()
+	if interactive {
+		// No detach keys: without a daemon nobody would hold the pty of
+		// a detached exec.
+		go func() { _, _ = io.Copy(master, os.Stdin) }()
+	}
+	outDone := make(chan struct{})
+	go func() {
+		// Ends with EIO once the last slave fd is closed.
+		_, _ = io.Copy(os.Stdout, master)
+		close(outDone)
+	}()
+	select {
+	case err := <-exited:
+		// The process is gone; output still in the pty comes next. A
+		// child that kept the slave open must not hold us: wait briefly.
+		select {
+		case <-outDone:
+		case <-time.After(time.Second):
+		}
+		return exitCodeOf(err), nil
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+}
+
+// exitedEarly is acceptPty's error when the runtime exited before it sent
+// the pty (it printed why on stderr).
+type exitedEarly struct{ err error }
+
+func (e exitedEarly) Error() string { return fmt.Sprintf("the runtime exited: %v", e.err) }
+
+// acceptPty receives the pty master on the console socket, unless the
+// runtime exits first.
+func acceptPty(ln *net.UnixListener, exited <-chan error) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 512), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("receive the pty: %w", err)}
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			ch <- result{err: errors.New("receive the pty: no file descriptor in the message")}
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) == 0 {
+			ch <- result{err: errors.New("receive the pty: no file descriptor in the message")}
+			return
+		}
+		for _, fd := range fds[1:] {
+			unix.Close(fd)
+		}
+		ch <- result{f: os.NewFile(uintptr(fds[0]), "pty-master")}
+	}()
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case err := <-exited:
+		ln.Close()
+		if r := <-ch; r.f != nil {
+			r.f.Close()
+		}
+		return nil, exitedEarly{err}
+	}
+}
+
+// consoleSocket listens on a fresh console socket in a private temp dir.
+func consoleSocket() (*net.UnixListener, string, func(), error) {
+	dir, err := os.MkdirTemp("", "hull-console-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	path := filepath.Join(dir, "console.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, fmt.Errorf("console socket: %w", err)
+	}
+	return ln, path, func() { ln.Close(); os.RemoveAll(dir) }, nil
+}
+
+func exitCodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// attachedRun starts c with its monitor holding the start until this
+// client is attached (as `docker run` attaches first), then relays the
+// user's stdio: raw output as the container writes it (prompts without a
+// newline included), stdin with -i, the terminal's mode and size with -t,
+// ctrl-p ctrl-q to detach from -it. It returns once the container's output
+// ends: detached reports the user detached (the container runs on). If no
+// attach could be made the output comes from the log instead.
+func attachedRun(ctx context.Context, e *engine.Engine, c *container.Container, tty, interactive bool) (detached bool, err error) {
+	startc := make(chan error, 1)
+	go func() {
+		_, err := e.StartWith(ctx, c, engine.StartOptions{AttachFirst: true})
+		startc <- err
+	}()
+	sock := e.AttachSocket(c)
+	var client *monitor.AttachClient
+	started := false
+	for client == nil {
+		if cl, err := monitor.DialAttach(ctx, sock, tty); err == nil {
+			client = cl
+			break
+		}
+		select {
+		case err := <-startc:
+			if err != nil {
+				return false, err
+			}
+			started = true
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		if started {
+			break
+		}
+	}
+	if client == nil {
+		// Started without us (the monitor's wait ran out): the log has it all.
+		return false, e.Logs(ctx, c, engine.LogOptions{Follow: true}, os.Stdout, os.Stderr)
+	}
+	defer client.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var in io.Reader
+	if tty {
+		stop := followResize(func(rows, cols uint16) { _ = client.Resize(rows, cols) })
+		defer stop()
+		defer rawTerminal(interactive)()
+	}
+	if interactive {
+		in = os.Stdin
+		if tty {
+			in = &detachReader{r: os.Stdin, keys: detachKeys, onDetach: func() { detached = true; cancel() }}
+		}
+	}
+	serr := client.Stream(sctx, in, os.Stdout, os.Stderr)
+	if !started {
+		if err := <-startc; err != nil {
+			return false, err
+		}
+	}
+	if detached {
+		return true, nil
+	}
+	return false, serr
+}
