@@ -23,6 +23,7 @@ P=(podman --root "$work/podman" --runroot "$work/podrun" --runtime runc --cgroup
 had_hull0=$(ip link show hull0 >/dev/null 2>&1 && echo 1 || true)
 had_podman0=$(ip link show cni-podman0 >/dev/null 2>&1 && echo 1 || true)
 had_cni=$(iptables-save | grep -q CNI- && echo 1 || true)
+had_hull_rules=$(iptables-save | grep -q 'hull network' && echo 1 || true)
 cleanup() {
 	"${H[@]}" container prune -f >/dev/null 2>&1 || true
 	for id in $("${H[@]}" ps -aq --no-trunc 2>/dev/null); do "${H[@]}" rm -f "$id" >/dev/null 2>&1 || true; done
@@ -32,6 +33,14 @@ cleanup() {
 	rm -rf "$work"
 	[ -n "$had_hull0" ] || ip link del hull0 2>/dev/null || true
 	[ -n "$had_podman0" ] || ip link del cni-podman0 2>/dev/null || true
+	if [ -z "$had_hull_rules" ]; then
+		# The default network's masquerade and FORWARD rules (one set per network).
+		for t in nat filter; do
+			iptables -t "$t" -S | grep -- '--comment "hull network ' | while read -r rule; do
+				eval "iptables -t $t ${rule/#-A/-D}" || true
+			done
+		done
+	fi
 	if [ -z "$had_cni" ]; then
 		iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
 		iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true

@@ -169,12 +169,17 @@ func splitRule(s string) []string {
 	return out
 }
 
+// hostRuleComment marks the rules a network keeps while it exists
+// (hostrules.go): they name its subnet but belong to no container.
+const hostRuleComment = `--comment "hull network `
+
 // leakedRules lists rules that belong to a container: anything naming one
-// of subnets or a chain that is not one of the shared ones.
+// of subnets or a chain that is not one of the shared ones, but the
+// networks' own host rules.
 func leakedRules(subnets ...string) []string {
 	var leaks []string
 	for _, l := range strings.Split(ruleSnapshot(), "\n") {
-		if l == "" {
+		if l == "" || strings.Contains(l, hostRuleComment) {
 			continue
 		}
 		f := strings.Fields(l)
@@ -272,8 +277,30 @@ func (e *env) cleanup() {
 		}
 		_ = unix.Unmount(mp, unix.MNT_DETACH)
 	}
+	// The networks' host rules stay until a network is removed; the test's
+	// networks go with it here (some tests remove them and check).
+	if nets, err := e.m.List(); err == nil {
+		for _, n := range nets {
+			if n.HostRules && !n.Internal {
+				if err := removeHostRules(context.Background(), n); err != nil {
+					t.Errorf("remove the host rules of network %s: %v", n.Name, err)
+				}
+			}
+		}
+	}
 	removeRulesMatching(e.subnets)
 	removeNewChains(baseline, func(name string) bool { return !sharedChains[name] })
+}
+
+// hostRuleLines are the network's host rules present in iptables-save.
+func hostRuleLines(n Network) []string {
+	var out []string
+	for _, l := range strings.Split(ruleSnapshot(), "\n") {
+		if strings.Contains(l, hostRuleComment+n.Name+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // removeRulesMatching deletes per-container rules a failed test left.

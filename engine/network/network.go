@@ -103,9 +103,15 @@ type Network struct {
 	Gateway  string // empty for internal networks
 	Bridge   string // host bridge interface
 	Internal bool   // no gateway, no masquerading, no port mapping
-	DNS      bool   // containers resolve each other through HostsEntries
-	Created  time.Time
-	Labels   map[string]string
+	// HostRules: hull keeps one masquerade and two FORWARD rules for the
+	// whole network (Docker's layout) instead of the bridge plugin's
+	// per-container NAT chain and the firewall plugin's per-container
+	// rules; every network hull creates has it. Conflists without it
+	// (older hull, written by hand) run their plugins as they are.
+	HostRules bool
+	DNS       bool // containers resolve each other through HostsEntries
+	Created   time.Time
+	Labels    map[string]string
 }
 
 // PortMapping publishes a container port on the host through the portmap plugin.

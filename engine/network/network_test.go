@@ -570,3 +570,60 @@ func TestSetupLeavesNoThreadInContainerNetns(t *testing.T) {
 		}
 	}
 }
+
+// A network's masquerade and FORWARD rules are one set for the network,
+// not one per container: they outlive its containers, come back at the
+// next setup when someone deleted them, and go with the network.
+func TestHostRulesBelongToTheNetwork(t *testing.T) {
+	e := newEnv(t)
+	n := e.network("hulltest-rules", "10.250.11.0/24")
+	if !n.HostRules {
+		t.Fatal("a new network does not use host rules")
+	}
+	ctx := context.Background()
+	atts := []Attachment{{Network: n.Name}}
+	if got := hostRuleLines(n); len(got) != 0 {
+		t.Fatalf("rules before any container: %q", got)
+	}
+	for _, id := range []string{"rules-a", "rules-b"} {
+		if _, err := e.m.Setup(ctx, id, atts, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.teardownOnCleanup(id, atts, nil)
+	}
+	if got := hostRuleLines(n); len(got) != 3 {
+		t.Fatalf("with two containers: %d rules, want 3 (once per network): %q", len(got), got)
+	}
+	for _, id := range []string{"rules-a", "rules-b"} {
+		if err := e.m.Teardown(ctx, id, atts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (assertGone checks the whole network: once both are gone.)
+	e.assertGone("rules-a", n)
+	e.assertGone("rules-b", n)
+	if got := hostRuleLines(n); len(got) != 3 {
+		t.Errorf("after the containers: %d rules, want the network's 3", len(got))
+	}
+	// A flush (or a reboot) loses them: the next setup puts them back.
+	r := hostRules(n)[0]
+	if err := iptables(ctx, append([]string{"-t", r.table, "-D", r.chain}, r.spec...)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Setup(ctx, "rules-c", atts, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.teardownOnCleanup("rules-c", atts, nil)
+	if got := hostRuleLines(n); len(got) != 3 {
+		t.Errorf("after a rule was deleted and a container set up: %d rules, want 3", len(got))
+	}
+	if err := e.m.Teardown(ctx, "rules-c", atts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Remove(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := hostRuleLines(n); len(got) != 0 {
+		t.Errorf("after network rm: %q", got)
+	}
+}

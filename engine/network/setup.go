@@ -138,6 +138,7 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 
 	rec := containerRecord{ID: containerID, Netns: m.NetnsPath(containerID)}
 	lists := make([]*libcni.NetworkConfigList, len(atts))
+	var ruled []Network // networks whose host rules must be in place
 	seen := map[string]bool{}
 	for i, a := range atts {
 		if seen[a.Network] {
@@ -152,6 +153,9 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 			return nil, fmt.Errorf("container %s: %w", containerID, err)
 		}
 		lists[i] = list
+		if n.HostRules && !n.Internal {
+			ruled = append(ruled, n)
+		}
 		ra := recordedAttachment{Network: a.Network, IfName: ifName(i), Aliases: a.Aliases}
 		if a.IP != nil {
 			if a.IP.To4() == nil {
@@ -182,6 +186,11 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 	}
 	if err := m.ensureNetnsDir(); err != nil {
 		return nil, err
+	}
+	for _, n := range ruled {
+		if err := ensureHostRules(ctx, n); err != nil {
+			return nil, fmt.Errorf("container %s: %w", containerID, err)
+		}
 	}
 	if err := writeJSONAtomic(m.recordPath(containerID), rec); err != nil {
 		return nil, fmt.Errorf("container %s: record network setup: %w", containerID, err)
@@ -226,7 +235,7 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 		}
 		added = i + 1
 		rt := m.runtimeConf(containerID, ra.IfName, ra.IP, portsFor(rec, ra.Network))
-		r, err := m.cni.AddNetworkList(ctx, lists[i], rt)
+		r, err := m.cni.AddNetworkList(ctx, pluginsFor(lists[i], rt), rt)
 		if err != nil {
 			return fail(fmt.Errorf("network %q: %w", ra.Network, err))
 		}
@@ -307,8 +316,9 @@ func (m *Manager) cniDel(ctx context.Context, list *libcni.NetworkConfigList, rt
 		prev = m.reservedResult(list, rt)
 	}
 	var errs []error
-	for i := len(list.Plugins) - 1; i >= 0; i-- {
-		p := list.Plugins[i]
+	plugins := pluginsFor(list, rt).Plugins
+	for i := len(plugins) - 1; i >= 0; i-- {
+		p := plugins[i]
 		if _, err := invoke.FindInPath(p.Network.Type, m.cfg.PluginDirs); err != nil {
 			continue
 		}

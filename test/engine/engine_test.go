@@ -117,12 +117,47 @@ func hostState() func() error {
 				return fmt.Errorf("cgroup %s: %w", d, err)
 			}
 		}
+		// The networks' own rules (engine/network/hostrules.go) stay while
+		// a network exists, as Docker's do: the default network's go here.
+		now, _ := exec.Command("iptables-save").Output()
+		for _, r := range newHullRules(before, now) {
+			_ = exec.Command("iptables", r...).Run()
+		}
 		after, _ := exec.Command("iptables-save").Output()
+		if len(newHullRules(before, after)) > 0 {
+			return fmt.Errorf("hull network rules left: %q", newHullRules(before, after))
+		}
 		if !hadCNI && bytes.Contains(after, []byte("CNI-")) {
 			return fmt.Errorf("CNI iptables rules left: %s", after)
 		}
 		return nil
 	}
+}
+
+// newHullRules returns, as iptables -D arguments, the rules of hull's
+// networks in the iptables-save output now that were not in before.
+func newHullRules(before, now []byte) [][]string {
+	had := map[string]bool{}
+	for _, l := range strings.Split(string(before), "\n") {
+		had[l] = true
+	}
+	var out [][]string
+	table := ""
+	for _, l := range strings.Split(string(now), "\n") {
+		if strings.HasPrefix(l, "*") {
+			table = l[1:]
+		}
+		if !strings.HasPrefix(l, "-A ") || had[l] || !strings.Contains(l, `--comment "hull network `) {
+			continue
+		}
+		// Rules hull writes have no quoted words but the comment.
+		pre, rest, _ := strings.Cut(l[3:], `"`)
+		comment, post, _ := strings.Cut(rest, `"`)
+		args := append([]string{"-t", table, "-D"}, strings.Fields(pre)...)
+		args = append(args, comment)
+		out = append(out, append(args, strings.Fields(post)...))
+	}
+	return out
 }
 
 // pushBusybox pushes an image of Debian's static busybox with its applets.
