@@ -485,6 +485,41 @@ func resolvConf(dns []string, hostNet bool) []byte {
 // its addresses, --add-host entries and the other containers on its
 // networks (hull's DNS between containers).
 func (e *Engine) writeHosts(c *container.Container, o *RunOptions, own []net.IP) error {
+	data, err := e.hostsFile(c, o, own)
+	if err != nil {
+		return err
+	}
+	// In place, not by rename: a running container has the file bind-mounted
+	// and would keep seeing the old inode.
+	return os.WriteFile(o.Spec.HostsFile, data, 0o644)
+}
+
+// rewriteHosts is writeHosts for a peer of the container being started or
+// removed: it rewrites the file only if it exists. The peer may be being
+// removed at the same time, and a hosts file created again in the
+// directory its rm is deleting made that rm fail ("directory not empty");
+// writing to a file unlinked meanwhile is harmless.
+func (e *Engine) rewriteHosts(c *container.Container, o *RunOptions, own []net.IP) error {
+	data, err := e.hostsFile(c, o, own)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(o.Spec.HostsFile, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: rewrite its hosts file: %w", c.Name, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: rewrite its hosts file: %w", c.Name, err)
+	}
+	return nil
+}
+
+// hostsFile is the content of the container's /etc/hosts.
+func (e *Engine) hostsFile(c *container.Container, o *RunOptions, own []net.IP) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	hostname := o.Spec.Hostname
@@ -497,7 +532,7 @@ func (e *Engine) writeHosts(c *container.Container, o *RunOptions, own []net.IP)
 	for _, h := range o.AddHost {
 		name, ip, ok := strings.Cut(h, ":")
 		if !ok || net.ParseIP(ip) == nil {
-			return fmt.Errorf("--add-host %q: want NAME:IP", h)
+			return nil, fmt.Errorf("--add-host %q: want NAME:IP", h)
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 	}
@@ -513,7 +548,5 @@ func (e *Engine) writeHosts(c *container.Container, o *RunOptions, own []net.IP)
 			fmt.Fprintf(&b, "%s\t%s\n", he.IP, strings.Join(he.Names, " "))
 		}
 	}
-	// In place, not by rename: a running container has the file bind-mounted
-	// and would keep seeing the old inode.
-	return os.WriteFile(o.Spec.HostsFile, []byte(b.String()), 0o644)
+	return []byte(b.String()), nil
 }

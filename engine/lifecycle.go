@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -175,12 +176,7 @@ func (e *Engine) StartWith(ctx context.Context, c *container.Container, so Start
 		}
 		e.refreshPeers(c, o)
 	}
-	stopSig := unix.SIGTERM
-	if o.Spec.StopSignal != "" {
-		if s, err := specgen.ParseSignal(o.Spec.StopSignal); err == nil {
-			stopSig = s
-		}
-	}
+	stopSig := e.stopSignal(c, o)
 	policy, err := monitor.ParseRestartPolicy(orDefault(o.Restart, "no"))
 	if err != nil {
 		return 0, fmt.Errorf("--restart %q: %w", o.Restart, err)
@@ -236,7 +232,7 @@ func (e *Engine) refreshPeers(c *container.Container, o *RunOptions) {
 			if err != nil {
 				continue
 			}
-			_ = e.writeHosts(peer, po, []net.IP{he.IP})
+			_ = e.rewriteHosts(peer, po, []net.IP{he.IP})
 		}
 	}
 }
@@ -275,12 +271,7 @@ func (e *Engine) Stop(ctx context.Context, c *container.Container, timeout time.
 	if err != nil {
 		return err
 	}
-	sig := unix.SIGTERM
-	if o.Spec.StopSignal != "" {
-		if s, err := specgen.ParseSignal(o.Spec.StopSignal); err == nil {
-			sig = s
-		}
-	}
+	sig := e.stopSignal(c, o)
 	if st.Status == StatusPaused {
 		_ = rt.Resume(ctx, c.ID)
 	}
@@ -297,6 +288,28 @@ func (e *Engine) Stop(ctx context.Context, c *container.Container, timeout time.
 		return fmt.Errorf("container %s did not exit after SIGKILL", c.Name)
 	}
 	return nil
+}
+
+// stopSignal is the signal that stops c: the one specgen resolved at
+// create and recorded in the bundle's annotations (--stop-signal, else the
+// image's StopSignal). o.Spec.StopSignal alone is only the flag: stopping
+// with it ignored the image's StopSignal and waited for the SIGKILL.
+func (e *Engine) stopSignal(c *container.Container, o *RunOptions) unix.Signal {
+	name := o.Spec.StopSignal
+	if data, err := os.ReadFile(filepath.Join(e.Containers.Dir(c.ID), "bundle", "config.json")); err == nil {
+		var spec struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		if json.Unmarshal(data, &spec) == nil && spec.Annotations[specgen.AnnotationStopSignal] != "" {
+			name = spec.Annotations[specgen.AnnotationStopSignal]
+		}
+	}
+	if name != "" {
+		if sig, err := specgen.ParseSignal(name); err == nil {
+			return sig
+		}
+	}
+	return unix.SIGTERM
 }
 
 // waitExit waits until the container is no longer running (and its
@@ -328,7 +341,8 @@ func (e *Engine) settled(c *container.Container) (code int, done bool) {
 }
 
 // Wait blocks until the container exits and returns its exit code (-1 if
-// unknown). It reads the monitor's files, not the runtime, every 10 ms.
+// unknown). It reads the monitor's files, not the runtime, every 10 ms; the
+// runtime only once the monitor is gone.
 func (e *Engine) Wait(ctx context.Context, c *container.Container) (int, error) {
 	if c.Boot == "" {
 		if st := e.State(ctx, c); st.Status == StatusCreated {
@@ -336,15 +350,31 @@ func (e *Engine) Wait(ctx context.Context, c *container.Container) (int, error) 
 		}
 	}
 	for {
+		every := 10 * time.Millisecond
 		if code, done := e.settled(c); done {
-			return code, nil
+			if !e.outlivedMonitor(ctx, c) {
+				return code, nil
+			}
+			// Each check of an orphan runs the runtime: poll slower.
+			every = 250 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
 			return -1, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
+}
+
+// outlivedMonitor reports whether c's init still runs although its monitor
+// is gone (SIGKILLed: the init was reparented, not killed). ps shows such
+// a container running, as Podman does while its process lives, so Wait
+// must not report an exit until the runtime sees the process gone.
+func (e *Engine) outlivedMonitor(ctx context.Context, c *container.Container) bool {
+	if ex, err := monitor.ReadExit(e.stateDir(c.ID)); err == nil && !ex.Restarting {
+		return false
+	}
+	return e.State(ctx, c).Running
 }
 
 // Remove deletes a container and everything it holds; a running one only
