@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,10 +39,14 @@ type RunOptions struct {
 	Network        string   `json:"network,omitempty"`
 	NetworkAliases []string `json:"networkAliases,omitempty"`
 	Publish        []string `json:"publish,omitempty"` // -p [ip:]host:container[/proto]
-	DNS            []string `json:"dns,omitempty"`
-	AddHost        []string `json:"addHost,omitempty"` // name:ip
-	Restart        string   `json:"restart,omitempty"`
-	AutoRemove     bool     `json:"autoRemove,omitempty"`
+	// PublishAll (-P) publishes every port the image EXPOSEs (and --expose
+	// adds) that -p does not, on a free host port each.
+	PublishAll bool     `json:"publishAll,omitempty"`
+	Expose     []string `json:"expose,omitempty"` // --expose PORT[/PROTO]
+	DNS        []string `json:"dns,omitempty"`
+	AddHost    []string `json:"addHost,omitempty"` // name:ip
+	Restart    string   `json:"restart,omitempty"`
+	AutoRemove bool     `json:"autoRemove,omitempty"`
 	// CgroupParent is the cgroup the container's goes below ("/hull").
 	CgroupParent  string                `json:"cgroupParent,omitempty"`
 	LogMaxSize    int64                 `json:"logMaxSize,omitempty"`
@@ -161,7 +166,7 @@ func (e *Engine) Create(ctx context.Context, o RunOptions) (_ *container.Contain
 			_ = e.Volumes.Remove(v, true, nil)
 		}
 	})
-	if err := e.planNetwork(c, &o); err != nil {
+	if err := e.planNetwork(c, &o, imgCfg.Config.ExposedPorts); err != nil {
 		return nil, err
 	}
 	if err := e.writeEtcFiles(c, &o); err != nil {
@@ -320,7 +325,7 @@ func (e *Engine) planVolumes(c *container.Container, o *RunOptions, img ocispec.
 
 // planNetwork resolves --network, -p and aliases; the namespace itself is
 // made at start.
-func (e *Engine) planNetwork(c *container.Container, o *RunOptions) error {
+func (e *Engine) planNetwork(c *container.Container, o *RunOptions, exposed map[string]struct{}) error {
 	mode := o.Network
 	switch {
 	case mode == "host":
@@ -366,7 +371,70 @@ func (e *Engine) planNetwork(c *container.Container, o *RunOptions) error {
 		}
 		o.Ports = append(o.Ports, pm)
 	}
+	if o.PublishAll {
+		all, err := exposedPorts(exposed, o.Expose)
+		if err != nil {
+			return err
+		}
+		for _, p := range all {
+			if published(o.Ports, p) {
+				continue
+			}
+			pm, err := parsePublish(p)
+			if err != nil {
+				return err
+			}
+			o.Ports = append(o.Ports, pm)
+		}
+	}
 	return nil
+}
+
+// exposedPorts lists the image's EXPOSE ports and --expose's as
+// "PORT/PROTO", sorted; --expose takes ranges (8000-8002/tcp) as Docker's.
+func exposedPorts(image map[string]struct{}, expose []string) ([]string, error) {
+	set := map[string]bool{}
+	for p := range image {
+		set[p] = true
+	}
+	for _, x := range expose {
+		spec, proto, _ := strings.Cut(x, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		lo, hi, isRange := strings.Cut(spec, "-")
+		a, err := strconv.ParseUint(lo, 10, 16)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.ParseUint(hi, 10, 16)
+		}
+		if err != nil || a == 0 || b < a || b-a > 1000 || (proto != "tcp" && proto != "udp") {
+			return nil, fmt.Errorf("--expose %q: want PORT[-PORT][/tcp|udp]", x)
+		}
+		for p := a; p <= b; p++ {
+			set[strconv.FormatUint(p, 10)+"/"+proto] = true
+		}
+	}
+	var out []string
+	for p := range set {
+		if !strings.Contains(p, "/") {
+			p += "/tcp"
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// published reports whether container port p ("80/tcp") already has a -p.
+func published(ports []network.PortMapping, p string) bool {
+	port, proto, _ := strings.Cut(p, "/")
+	for _, pm := range ports {
+		if strconv.Itoa(int(pm.ContainerPort)) == port && pm.Protocol == proto {
+			return true
+		}
+	}
+	return false
 }
 
 // parsePublish parses -p [ip:][hostPort:]containerPort[/proto]; a missing

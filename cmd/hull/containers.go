@@ -66,6 +66,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Spec.Hostname, "hostname", "", "container host name")
 	fs.StringArrayVarP(&o.Volumes, "volume", "v", nil, "volume: [NAME|HOSTPATH:]DEST[:ro]")
 	fs.StringArrayVarP(&o.Publish, "publish", "p", nil, "publish a port: [IP:][HOSTPORT:]PORT[/PROTO]")
+	fs.BoolVarP(&o.PublishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
+	fs.StringArrayVar(&o.Expose, "expose", nil, "expose a port or range: PORT[-PORT][/PROTO]")
 	fs.StringVar(&o.Network, "network", "", "network: bridge (default), host, none, container:NAME or a network's name")
 	fs.StringArrayVar(&o.NetworkAliases, "network-alias", nil, "another name on the network")
 	fs.StringArrayVar(&o.DNS, "dns", nil, "DNS server")

@@ -282,7 +282,29 @@ type inspectData struct {
 	Labels       map[string]string `json:"Labels"`
 	Mounts       []inspectMount    `json:"Mounts"`
 	Ports        []string          `json:"Ports"`
-	Options      json.RawMessage   `json:"HullOptions"`
+	// NetworkSettings as Docker shows them (addresses while set up).
+	NetworkSettings inspectNetworkSettings `json:"NetworkSettings"`
+	Options         json.RawMessage        `json:"HullOptions"`
+}
+
+type inspectNetworkSettings struct {
+	IPAddress  string                            `json:"IPAddress"`
+	Gateway    string                            `json:"Gateway"`
+	Ports      map[string][]inspectPortBinding   `json:"Ports"`
+	Networks   map[string]inspectNetworkEndpoint `json:"Networks"`
+	SandboxKey string                            `json:"SandboxKey"`
+}
+
+type inspectPortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+type inspectNetworkEndpoint struct {
+	NetworkID string   `json:"NetworkID"`
+	IPAddress string   `json:"IPAddress"`
+	Gateway   string   `json:"Gateway"`
+	Aliases   []string `json:"Aliases"`
 }
 
 type inspectState struct {
@@ -370,9 +392,36 @@ func inspectContainer(g *globals, e *engine.Engine, cmd *cobra.Command, c *conta
 		for _, m := range o.Spec.Mounts {
 			d.Mounts = append(d.Mounts, inspectMount{Source: m.Source, Destination: m.Destination, RW: !m.ReadOnly})
 		}
+		ns := inspectNetworkSettings{Ports: map[string][]inspectPortBinding{}, Networks: map[string]inspectNetworkEndpoint{}}
 		for _, p := range o.Ports {
 			d.Ports = append(d.Ports, fmt.Sprintf("%d/%s -> %s:%d", p.ContainerPort, orTCP(p.Protocol), orAll(p.HostIP), p.HostPort))
+			k := fmt.Sprintf("%d/%s", p.ContainerPort, orTCP(p.Protocol))
+			ns.Ports[k] = append(ns.Ports[k], inspectPortBinding{HostIP: orAll(p.HostIP), HostPort: strconv.Itoa(int(p.HostPort))})
 		}
+		if o.Spec.NetNSPath != "" && o.Spec.NetNSPath != "host" {
+			ns.SandboxKey = o.Spec.NetNSPath
+		}
+		// The address is the network's record of this container: there while
+		// its network is set up (running, or exited and not yet restarted).
+		for _, a := range o.Attachments {
+			ep := inspectNetworkEndpoint{Aliases: a.Aliases}
+			if n, err := e.Network.Inspect(a.Network); err == nil {
+				ep.NetworkID, ep.Gateway = n.ID, n.Gateway
+			}
+			if entries, err := e.Network.HostsEntries(a.Network); err == nil {
+				for _, he := range entries {
+					if he.ContainerID == c.ID {
+						ep.IPAddress = he.IP.String()
+						break
+					}
+				}
+			}
+			if ns.IPAddress == "" && ep.IPAddress != "" {
+				ns.IPAddress, ns.Gateway = ep.IPAddress, ep.Gateway
+			}
+			ns.Networks[a.Network] = ep
+		}
+		d.NetworkSettings = ns
 	}
 	return d
 }
@@ -386,9 +435,9 @@ func orAll(ip string) string {
 
 func newPortCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "port CONTAINER",
-		Short: "list a container's published ports",
-		Args:  cobra.ExactArgs(1),
+		Use:   "port CONTAINER [PORT[/PROTO]]",
+		Short: "list a container's published ports, or where one port is published",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, done, err := g.engine(nil)
 			if err != nil {
@@ -402,6 +451,22 @@ func newPortCommand(g *globals) *cobra.Command {
 			o, err := optionsOf(c)
 			if err != nil {
 				return err
+			}
+			if len(args) == 2 {
+				// Docker's form: just the host addresses of that port.
+				port, proto, _ := strings.Cut(args[1], "/")
+				proto = orTCP(proto)
+				found := false
+				for _, p := range o.Ports {
+					if strconv.Itoa(int(p.ContainerPort)) == port && orTCP(p.Protocol) == proto {
+						fmt.Printf("%s:%d\n", orAll(p.HostIP), p.HostPort)
+						found = true
+					}
+				}
+				if !found {
+					return fmt.Errorf("no public port '%s/%s' published for %s", port, proto, c.Name)
+				}
+				return nil
 			}
 			for _, p := range o.Ports {
 				fmt.Printf("%d/%s -> %s:%d\n", p.ContainerPort, orTCP(p.Protocol), orAll(p.HostIP), p.HostPort)

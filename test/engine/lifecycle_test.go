@@ -910,10 +910,7 @@ func TestCurlReachesAPublishedPort(t *testing.T) {
 		}
 	})
 	t.Run("-P", func(t *testing.T) {
-		_, errOut, err := e.hull("run", "-d", "--name", "web-all", "-P", nginx)
-		if err != nil && strings.Contains(errOut, "unknown shorthand flag: 'P'") {
-			t.Skip("hull run has no -P/--publish-all: EXPOSEd ports cannot be published on random host ports")
-		}
+		_, errOut, err := e.hull("run", "-d", "--name", "web-all", "-P", "--expose", "9000/udp", nginx)
 		if err != nil {
 			t.Fatalf("run -P: %v %s", err, errOut)
 		}
@@ -921,6 +918,16 @@ func TestCurlReachesAPublishedPort(t *testing.T) {
 		m := regexp.MustCompile(`(?m)^80/tcp -> ([0-9.]+):(\d+)$`).FindStringSubmatch(ports)
 		if m == nil {
 			t.Fatalf("port printed %q, want 80/tcp -> IP:PORT", ports)
+		}
+		if !regexp.MustCompile(`(?m)^9000/udp -> 0\.0\.0\.0:\d+$`).MatchString(ports) {
+			t.Errorf("--expose 9000/udp with -P: port printed %q", ports)
+		}
+		// Docker's one-port form, and inspect's NetworkSettings agree.
+		if one := strings.TrimSpace(e.must("port", "web-all", "80/tcp")); one != m[1]+":"+m[2] {
+			t.Errorf("port web-all 80/tcp: %q, want %s:%s", one, m[1], m[2])
+		}
+		if hp := strings.TrimSpace(e.must("inspect", "--format", `{{(index .NetworkSettings.Ports "80/tcp" 0).HostPort}} {{.NetworkSettings.IPAddress}}`, "web-all")); !strings.HasPrefix(hp, m[2]+" 10.") {
+			t.Errorf("inspect NetworkSettings: %q", hp)
 		}
 		host := m[1]
 		if host == "0.0.0.0" {
