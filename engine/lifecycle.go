@@ -101,10 +101,23 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 
 // StartOptions change how Start starts a container.
 type StartOptions struct {
-	// AttachFirst has the monitor wait (up to monitor.AttachFirstWait) for
-	// an attach client before it starts the container: a foreground `run`
-	// connects to the attach socket while Start runs and sees every byte.
-	AttachFirst bool
+	// Attach, if not nil, is one end of a connected unix stream socket
+	// (see AttachPair) that the monitor serves as an attach client from
+	// before the container is created: a foreground `run` reads every byte
+	// on the other end, with no race against a short-lived container.
+	Attach *os.File
+}
+
+// AttachPair returns a connected pair of unix stream sockets: the first for
+// StartOptions.Attach (the caller closes it once Start returns), the second
+// for monitor.NewAttachClient. Non-blocking, so that the client end is
+// served by Go's poller and closing it ends a blocked read (a detach).
+func AttachPair() (monitorEnd, clientEnd *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("attach socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "attach-monitor"), os.NewFile(uintptr(fds[1]), "attach-client"), nil
 }
 
 // Start starts a created or exited container under a new monitor and
@@ -192,9 +205,8 @@ func (e *Engine) StartWith(ctx context.Context, c *container.Container, so Start
 		ID: c.ID, Bundle: filepath.Join(e.Containers.Dir(c.ID), "bundle"), Runtime: c.Runtime, RuntimeRoot: e.runtimeRoot(),
 		StateDir: dir, LogPath: filepath.Join(e.Containers.Dir(c.ID), "ctr.log"), LogMaxSize: maxSize, LogMaxFiles: maxFiles,
 		TTY: o.Spec.TTY, Stdin: o.Spec.Interactive, Restart: policy, Health: o.Health, StopSignal: stopSig,
-		AttachFirst: so.AttachFirst,
 	}
-	pid, err := monitor.Launch(ctx, e.MonitorBin, cfg)
+	pid, err := monitor.Launch(ctx, e.MonitorBin, cfg, so.Attach)
 	if err != nil {
 		return 0, fmt.Errorf("start container %s: %w", c.Name, err)
 	}
@@ -377,6 +389,20 @@ func (e *Engine) outlivedMonitor(ctx context.Context, c *container.Container) bo
 	return e.State(ctx, c).Running
 }
 
+// runtimeMayKnow reports whether the runtime may hold state for container
+// id. hull-runtime, runc and crun keep it in a directory named by the id
+// under their --root: without that directory there is nothing to delete,
+// and a `state` exec (a few ms on every rm) is saved. Other runtimes are
+// asked.
+func runtimeMayKnow(rt oci.Runtime, id string) bool {
+	switch filepath.Base(rt.Path()) {
+	case "hull-runtime", "runc", "crun":
+		_, err := os.Lstat(filepath.Join(rt.Root(), id))
+		return err == nil
+	}
+	return true
+}
+
 // Remove deletes a container and everything it holds; a running one only
 // with force (killed first). volumes also removes its anonymous volumes.
 func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volumes bool) error {
@@ -407,7 +433,7 @@ func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volu
 	var errs []error
 	// Only a container the runtime knows needs deleting there (a runtime
 	// that failed at create, or a broken one, knows none).
-	if rt, err := oci.New(c.Runtime, e.runtimeRoot(), false); err == nil {
+	if rt, err := oci.New(c.Runtime, e.runtimeRoot(), false); err == nil && runtimeMayKnow(rt, c.ID) {
 		if _, err := rt.State(ctx, c.ID); err == nil {
 			if err := rt.Delete(ctx, c.ID, true); err != nil && !errors.Is(err, oci.ErrNotExist) {
 				errs = append(errs, err)

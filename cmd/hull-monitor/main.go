@@ -148,6 +148,10 @@ func detach(o *options, sync *os.File) error {
 		argv = append(argv, "--sync-fd", strconv.Itoa(len(files)))
 		files = append(files, sync)
 	}
+	if o.cfg.AttachFd > 2 {
+		argv = append(argv, "--attach-fd", strconv.Itoa(len(files)))
+		files = append(files, os.NewFile(uintptr(o.cfg.AttachFd), "attach"))
+	}
 	// GOMAXPROCS in the environment sizes the Go runtime from its first
 	// instruction (one P from the start saves a quarter of a MiB); tune()
 	// repeats it for --foreground runs, and monitor.Run keeps it out of the

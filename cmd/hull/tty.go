@@ -276,46 +276,24 @@ func exitCodeOf(err error) int {
 	return -1
 }
 
-// attachedRun starts c with its monitor holding the start until this
-// client is attached (as `docker run` attaches first), then relays the
+// attachedRun starts c with this client attached from before the container
+// exists (as `docker run` attaches before it starts), then relays the
 // user's stdio: raw output as the container writes it (prompts without a
 // newline included), stdin with -i, the terminal's mode and size with -t,
 // ctrl-p ctrl-q to detach from -it. It returns once the container's output
-// ends: detached reports the user detached (the container runs on). If no
-// attach could be made the output comes from the log instead.
+// ends: detached reports the user detached (the container runs on).
 func attachedRun(ctx context.Context, e *engine.Engine, c *container.Container, tty, interactive bool) (detached bool, err error) {
-	startc := make(chan error, 1)
-	go func() {
-		_, err := e.StartWith(ctx, c, engine.StartOptions{AttachFirst: true})
-		startc <- err
-	}()
-	sock := e.AttachSocket(c)
-	var client *monitor.AttachClient
-	started := false
-	for client == nil {
-		if cl, err := monitor.DialAttach(ctx, sock, tty); err == nil {
-			client = cl
-			break
-		}
-		select {
-		case err := <-startc:
-			if err != nil {
-				return false, err
-			}
-			started = true
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-		if started {
-			break
-		}
+	monitorEnd, clientEnd, err := engine.AttachPair()
+	if err != nil {
+		return false, err
 	}
-	if client == nil {
-		// Started without us (the monitor's wait ran out): the log has it all.
-		return false, e.Logs(ctx, c, engine.LogOptions{Follow: true}, os.Stdout, os.Stderr)
-	}
+	client := monitor.NewAttachClient(clientEnd, tty)
 	defer client.Close()
+	_, err = e.StartWith(ctx, c, engine.StartOptions{Attach: monitorEnd})
+	monitorEnd.Close()
+	if err != nil {
+		return false, err
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var in io.Reader
@@ -331,11 +309,6 @@ func attachedRun(ctx context.Context, e *engine.Engine, c *container.Container, 
 		}
 	}
 	serr := client.Stream(sctx, in, os.Stdout, os.Stderr)
-	if !started {
-		if err := <-startc; err != nil {
-			return false, err
-		}
-	}
 	if detached {
 		return true, nil
 	}

@@ -18,9 +18,6 @@ type attachServer struct {
 	ln    *os.File
 	done  chan struct{} // closed by close: accept errors are then the end
 
-	connected     chan struct{} // closed when the first client connects
-	connectedOnce sync.Once
-
 	mu      sync.Mutex
 	clients map[*attachConn]struct{}
 	in      *os.File      // the current run's stdin pipe or pty master; nil between runs
@@ -49,7 +46,7 @@ func newAttachServer(path string, tty, stdin bool) (*attachServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &attachServer{tty: tty, stdin: stdin, ln: ln, done: make(chan struct{}), connected: make(chan struct{}), ready: make(chan struct{}), clients: map[*attachConn]struct{}{}}
+	s := &attachServer{tty: tty, stdin: stdin, ln: ln, done: make(chan struct{}), ready: make(chan struct{}), clients: map[*attachConn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -68,28 +65,19 @@ func (s *attachServer) serve() {
 				continue
 			}
 		}
-		c := &attachConn{f: f, out: make(chan []byte, attachQueue)}
-		s.mu.Lock()
-		s.clients[c] = struct{}{}
-		s.mu.Unlock()
-		s.connectedOnce.Do(func() { close(s.connected) })
-		go s.writer(c)
-		go s.reader(c)
+		s.add(f)
 	}
 }
 
-// AttachFirstWait bounds how long AttachFirst holds the start: a client
-// that died before connecting must not keep the container from running.
-const AttachFirstWait = 10 * time.Second
-
-// waitClient returns once a client has connected, or after d.
-func (s *attachServer) waitClient(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-s.connected:
-	case <-t.C:
-	}
+// add serves a connected client: accepted, or handed over at start
+// (--attach-fd).
+func (s *attachServer) add(f *os.File) {
+	c := &attachConn{f: f, out: make(chan []byte, attachQueue)}
+	s.mu.Lock()
+	s.clients[c] = struct{}{}
+	s.mu.Unlock()
+	go s.writer(c)
+	go s.reader(c)
 }
 
 func (s *attachServer) writer(c *attachConn) {

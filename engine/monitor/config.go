@@ -120,10 +120,12 @@ type Config struct {
 
 	TTY   bool // the container has a terminal: receive its pty master over --console-socket
 	Stdin bool // keep the container's stdin open for attach (-i)
-	// AttachFirst holds the first start until an attach client connects
-	// (or AttachFirstWait passes), as `docker run` attaches before it
-	// starts: the foreground client sees every byte, raw, from the first.
-	AttachFirst bool
+	// AttachFd, if > 2, is an inherited connected stream socket that is
+	// (not in Args: the fd number is the launcher's to choose)
+	// served as an attach client from the monitor's start, before the
+	// container exists: `hull run` attaches this way (as `docker run`
+	// attaches before it starts) and sees every byte, raw, from the first.
+	AttachFd int
 
 	Restart RestartPolicy
 	Health  *HealthConfig // nil: no health check
@@ -331,7 +333,10 @@ func (c *Config) Flags() []Flag {
 		}},
 		{Name: "tty", Usage: "the container has a terminal (config.json process.terminal): receive its pty with --console-socket, log it as stdout, attach raw", Set: boolFlag(&c.TTY)},
 		{Name: "stdin", Usage: "keep the container's stdin open for attach clients (-i)", Set: boolFlag(&c.Stdin)},
-		{Name: "attach-first", Usage: "start the container only once an attach client is connected (at most 10s later): foreground runs see all output", Set: boolFlag(&c.AttachFirst)},
+		{Name: "attach-fd", Arg: "FD", Usage: "a connected unix stream socket, inherited as FD, to serve as an attach client from the start (foreground runs see all output)", Set: func(v string) (err error) {
+			c.AttachFd, err = strconv.Atoi(v)
+			return err
+		}},
 		{Name: "restart", Arg: "POLICY", Usage: "no, on-failure[:N], always or unless-stopped (default no); backoff 100ms doubling to 1m, reset after 10s of uptime", Set: func(s string) (err error) {
 			c.Restart, err = ParseRestartPolicy(s)
 			return err
@@ -374,9 +379,7 @@ func (c *Config) Args() []string {
 	if c.Stdin {
 		a = append(a, "--stdin")
 	}
-	if c.AttachFirst {
-		a = append(a, "--attach-first")
-	}
+
 	if c.Restart.Name != "" && c.Restart.Name != RestartNo {
 		a = append(a, "--restart", c.Restart.String())
 	}

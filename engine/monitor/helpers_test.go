@@ -142,7 +142,7 @@ func (c *ctr) tryStart() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pid, err := Launch(ctx, monitorBin, c.cfg)
+	pid, err := Launch(ctx, monitorBin, c.cfg, nil)
 	if err != nil {
 		return err
 	}

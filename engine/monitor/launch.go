@@ -9,19 +9,26 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"strconv"
+	"syscall"
 	"time"
 )
 
 // Launch starts the container under a new hull-monitor (binary) and returns
-// the container's pid once it runs. hull-monitor detaches (a new session,
-// stdio on /dev/null, its first process exits), so the monitor outlives the
-// caller and holds none of its terminal. On error the runtime's message is
-// in the error and nothing is left: no monitor, no runtime state.
+// the container's pid once it runs. The monitor runs in a session of its
+// own with stdio on /dev/null, so it outlives the caller and holds none of
+// its terminal; the caller reaps it (a goroutine waits for it) while it
+// lives, init afterwards. One exec, not hull-monitor's own detach (a second
+// exec of a Go binary on every start). On error the runtime's message is in
+// the error and nothing is left: no monitor, no runtime state.
+//
+// attach, if not nil, is one end of a connected unix stream socket the
+// monitor serves as an attach client from before the container exists:
+// the caller reads every byte of output on the other end.
 //
 // The caller must have made cfg.StateDir (0700). cfg is validated in place
 // (paths made absolute, defaults filled in).
-func Launch(ctx context.Context, binary string, cfg *Config) (pid int, err error) {
+func Launch(ctx context.Context, binary string, cfg *Config, attach *os.File) (pid int, err error) {
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
@@ -36,30 +43,31 @@ func Launch(ctx context.Context, binary string, cfg *Config) (pid int, err error
 		return 0, err
 	}
 	defer null.Close()
-	// The first process reports flag errors on stderr before it detaches.
-	er, ew, err := os.Pipe()
-	if err != nil {
-		w.Close()
-		return 0, err
-	}
-	defer er.Close()
+	files := []*os.File{null, null, null, w}
 	argv := append([]string{binary}, cfg.Args()...)
-	argv = append(argv, "--sync-fd", "3")
-	p, err := os.StartProcess(binary, argv, &os.ProcAttr{Files: []*os.File{null, null, ew, w}})
+	argv = append(argv, "--foreground", "--sync-fd", "3")
+	if attach != nil {
+		argv = append(argv, "--attach-fd", strconv.Itoa(len(files)))
+		files = append(files, attach)
+	}
+	// GOMAXPROCS in the environment sizes the Go runtime from its first
+	// instruction (one P from the start saves a quarter of a MiB); the
+	// monitor keeps it out of the runtime's environment.
+	p, err := os.StartProcess(binary, argv, &os.ProcAttr{
+		Dir:   "/",
+		Env:   append(os.Environ(), "GOMAXPROCS=1"),
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
 	w.Close()
-	ew.Close()
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", binary, err)
 	}
-	// The first process only validates and detaches: it exits at once.
-	st, werr := p.Wait()
-	stderr, _ := io.ReadAll(io.LimitReader(er, 16<<10))
-	if werr != nil {
-		return 0, fmt.Errorf("%s: %w", binary, werr)
-	}
-	if !st.Success() {
-		return 0, fmt.Errorf("%s: %s: %s", binary, st, strings.TrimSpace(string(stderr)))
-	}
+	exited := make(chan struct{})
+	go func() {
+		_, _ = p.Wait()
+		close(exited)
+	}()
 	line, err := readLine(ctx, r)
 	if err != nil {
 		return 0, fmt.Errorf("%s: no start report: %w", binary, err)
@@ -72,6 +80,11 @@ func Launch(ctx context.Context, binary string, cfg *Config) (pid int, err error
 		return 0, fmt.Errorf("%s: bad start report %q: %w", binary, line, err)
 	}
 	if msg.Error != "" {
+		// It exits right after reporting: gone, not a zombie, on return.
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
 		return 0, errors.New(msg.Error)
 	}
 	return msg.Pid, nil

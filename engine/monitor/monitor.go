@@ -36,7 +36,6 @@ type monitor struct {
 
 	// Buffers reused by every run, so that a restart loop does not churn.
 	outBuf, errBuf []byte
-	startedOnce    bool // AttachFirst applies to the first run only
 }
 
 // Run runs the container described by cfg until it has exited and no restart
@@ -111,6 +110,14 @@ func Run(cfg *Config, sync *os.File) (err error) {
 	}
 	if m.attach, err = newAttachServer(filepath.Join(cfg.StateDir, AttachSocket), cfg.TTY, cfg.Stdin); err != nil {
 		return wrap(err, "attach socket")
+	}
+	if cfg.AttachFd > 2 {
+		// Non-blocking and close-on-exec, as accepted connections are.
+		unix.CloseOnExec(cfg.AttachFd)
+		if err := unix.SetNonblock(cfg.AttachFd, true); err != nil {
+			return wrap(err, "attach fd")
+		}
+		m.attach.add(os.NewFile(uintptr(cfg.AttachFd), "attach"))
 	}
 	defer func() {
 		m.attach.close()
@@ -412,10 +419,6 @@ func (m *monitor) runOnce(started func(pid int)) (*ExitStatus, error) {
 	}
 	m.attach.setRun(s.stdin, s.pty)
 
-	if cfg.AttachFirst && !m.startedOnce {
-		m.attach.waitClient(AttachFirstWait)
-	}
-	m.startedOnce = true
 	if _, err := m.runtime("start", cfg.ID); err != nil {
 		m.deleteState() // --force kills the init, which the reaper collects
 		select {

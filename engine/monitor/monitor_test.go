@@ -328,16 +328,12 @@ func TestCreateFailure(t *testing.T) {
 	}
 }
 
-// The monitor outlives its caller: its first process exits, the monitor is
-// a session leader without a controlling terminal, reparented away from the
-// caller, with its stdio on /dev/null.
+// The monitor outlives its caller: it is a session leader without a
+// controlling terminal, with its stdio on /dev/null (the caller reaps it
+// while it lives; init after that).
 func TestDetachedFromCaller(t *testing.T) {
 	c := newCtr(t, "sleep", "1000")
 	c.start()
-	st := procStatus(t, c.mon)
-	if ppid, _ := strconv.Atoi(st["PPid"]); ppid == os.Getpid() {
-		t.Errorf("monitor's parent is the caller")
-	}
 	sid, err := unix.Getsid(c.mon)
 	if err != nil || sid != c.mon {
 		t.Errorf("monitor sid = %d (%v), want its own session %d", sid, err, c.mon)

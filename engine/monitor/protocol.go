@@ -133,6 +133,12 @@ func DialAttach(ctx context.Context, socketPath string, tty bool) (*AttachClient
 	return &AttachClient{conn: conn, tty: tty}, nil
 }
 
+// NewAttachClient is an attach client on an already connected socket (the
+// client end of engine.AttachPair). tty as for DialAttach.
+func NewAttachClient(conn *os.File, tty bool) *AttachClient {
+	return &AttachClient{conn: conn, tty: tty}
+}
+
 func (c *AttachClient) writeFrame(kind byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

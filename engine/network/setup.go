@@ -187,11 +187,6 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 	if err := m.ensureNetnsDir(); err != nil {
 		return nil, err
 	}
-	for _, n := range ruled {
-		if err := ensureHostRules(ctx, n); err != nil {
-			return nil, fmt.Errorf("container %s: %w", containerID, err)
-		}
-	}
 	if err := writeJSONAtomic(m.recordPath(containerID), rec); err != nil {
 		return nil, fmt.Errorf("container %s: record network setup: %w", containerID, err)
 	}
@@ -229,6 +224,18 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 		_ = os.Remove(m.recordPath(containerID))
 		return nil, fmt.Errorf("container %s: %w", containerID, err)
 	}
+	// The network's host rules are checked (three iptables execs) while
+	// the plugins run: they are needed once the container runs, not before.
+	rulesErr := make(chan error, 1)
+	go func() {
+		for _, n := range ruled {
+			if err := ensureHostRules(ctx, n); err != nil {
+				rulesErr <- err
+				return
+			}
+		}
+		rulesErr <- nil
+	}()
 	for i, ra := range rec.Attachments {
 		if err := ctx.Err(); err != nil {
 			return fail(fmt.Errorf("network %q: %w", ra.Network, err))
@@ -247,6 +254,9 @@ func (m *Manager) Setup(ctx context.Context, containerID string, atts []Attachme
 		if err := m.addAttachment(ra.Network, containerID, attachedContainer{IfName: ra.IfName, IPs: ipStrings(ir.IPs), Aliases: ra.Aliases}); err != nil {
 			return fail(fmt.Errorf("network %q: %w", ra.Network, err))
 		}
+	}
+	if err := <-rulesErr; err != nil {
+		return fail(err)
 	}
 	rec.Ready = true
 	if err := writeJSONAtomic(m.recordPath(containerID), rec); err != nil {
