@@ -14,11 +14,14 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/engine/container"
 	"github.com/hull-runtime/hull/engine/monitor"
 	"github.com/hull-runtime/hull/engine/network"
 	"github.com/hull-runtime/hull/engine/oci"
+	"github.com/hull-runtime/hull/engine/slirp"
 	"github.com/hull-runtime/hull/engine/specgen"
 	"github.com/hull-runtime/hull/image"
 	"github.com/hull-runtime/hull/image/snapshot"
@@ -181,9 +184,20 @@ func (e *Engine) Create(ctx context.Context, o RunOptions) (_ *container.Contain
 		return nil, fmt.Errorf("--cgroup-parent %q: an absolute cgroup path", parent)
 	}
 	o.Spec.CgroupsPath = strings.TrimSuffix(parent, "/") + "/" + c.ID
+	rootlessNoCgroups := specgen.InUserNS() && unix.Access(cgroupDir(parent), unix.W_OK) != nil
+	if rootlessNoCgroups {
+		// Rootless without a delegated cgroup subtree: the container runs
+		// in the engine's cgroup, as Podman's does on cgroup v1.
+		o.Spec.CgroupsPath = ""
+	}
 	spec, err := specgen.Generate(imgCfg, rootfs, o.Spec)
 	if err != nil {
 		return nil, err
+	}
+	if rootlessNoCgroups {
+		if what := limitsIn(spec.Linux.Resources); what != "" {
+			return nil, fmt.Errorf("%s needs a cgroup, and this rootless engine has none it may write (no delegated cgroup v2 subtree): drop the limit or run as root", what)
+		}
 	}
 	if o.Health == nil && !o.NoHealthcheck {
 		if raw, err := e.Images.RawConfig(m); err == nil {
@@ -351,6 +365,18 @@ func (e *Engine) planNetwork(c *container.Container, o *RunOptions, exposed map[
 		}
 		o.Spec.NetNSPath = oo.Spec.NetNSPath
 		return nil
+	case mode == NetworkSlirp || ((mode == "" || mode == "bridge") && specgen.InUserNS()):
+		// Rootless: a user cannot make bridges or iptables rules in the
+		// host's network namespace; slirp4netns needs neither.
+		if err := slirp.Available(); err != nil {
+			return fmt.Errorf("--network %s: %w", orDefault(mode, "bridge"), err)
+		}
+		o.Network = NetworkSlirp
+		o.Spec.NetNSPath = e.Network.NetnsPath(c.ID)
+		if len(o.DNS) == 0 {
+			o.DNS = []string{slirp.DNS}
+		}
+		return e.planPorts(o, exposed)
 	case mode == "" || mode == "bridge":
 		n, err := e.Network.EnsureDefault()
 		if err != nil {
@@ -358,12 +384,20 @@ func (e *Engine) planNetwork(c *container.Container, o *RunOptions, exposed map[
 		}
 		mode = n.Name
 	}
+	if specgen.InUserNS() {
+		return fmt.Errorf("--network %s: user networks are CNI bridges, which need root; rootless containers use slirp4netns (the default), host or none", mode)
+	}
 	if _, err := e.Network.Inspect(mode); err != nil {
 		return fmt.Errorf("--network %s: %w (see `hull network ls`)", mode, err)
 	}
 	aliases := append([]string{c.Name, c.ID[:12]}, o.NetworkAliases...)
 	o.Attachments = []network.Attachment{{Network: mode, Aliases: aliases}}
 	o.Spec.NetNSPath = e.Network.NetnsPath(c.ID)
+	return e.planPorts(o, exposed)
+}
+
+// planPorts resolves -p and -P into o.Ports.
+func (e *Engine) planPorts(o *RunOptions, exposed map[string]struct{}) error {
 	for _, p := range o.Publish {
 		pm, err := parsePublish(p)
 		if err != nil {
@@ -435,6 +469,47 @@ func published(ports []network.PortMapping, p string) bool {
 		}
 	}
 	return false
+}
+
+// cgroupDir is where the cgroup parent would be made: on cgroup v2 (or the
+// unified mount of a hybrid host) the directory itself, on v1 the memory
+// hierarchy's, as a probe of whether this engine may make cgroups there.
+func cgroupDir(parent string) string {
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return nearestExisting("/sys/fs/cgroup" + parent)
+	}
+	return nearestExisting("/sys/fs/cgroup/memory" + parent)
+}
+
+// nearestExisting is p or its closest existing ancestor.
+func nearestExisting(p string) string {
+	for p != "/" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+	return p
+}
+
+// limitsIn names the first resource limit r sets ("" if none): the ones a
+// container without a cgroup cannot have. Device rules are left out: they
+// only narrow what the runtime allows anyway.
+func limitsIn(r *specs.LinuxResources) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.Memory != nil && (r.Memory.Limit != nil || r.Memory.Reservation != nil || r.Memory.Swap != nil):
+		return "--memory"
+	case r.CPU != nil && (r.CPU.Quota != nil || r.CPU.Shares != nil || r.CPU.Cpus != "" || r.CPU.Mems != ""):
+		return "--cpus/--cpu-shares/--cpuset-cpus"
+	case r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0:
+		return "--pids-limit"
+	case r.BlockIO != nil && r.BlockIO.Weight != nil:
+		return "--blkio-weight"
+	}
+	return ""
 }
 
 // parsePublish parses -p [ip:][hostPort:]containerPort[/proto]; a missing

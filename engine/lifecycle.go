@@ -16,7 +16,9 @@ import (
 
 	"github.com/hull-runtime/hull/engine/container"
 	"github.com/hull-runtime/hull/engine/monitor"
+	"github.com/hull-runtime/hull/engine/network"
 	"github.com/hull-runtime/hull/engine/oci"
+	"github.com/hull-runtime/hull/engine/slirp"
 	"github.com/hull-runtime/hull/engine/specgen"
 	"github.com/hull-runtime/hull/image/snapshot"
 )
@@ -99,6 +101,40 @@ func (e *Engine) State(ctx context.Context, c *container.Container) State {
 	return st
 }
 
+// NetworkSlirp is the --network of rootless containers by default:
+// slirp4netns (engine/slirp) instead of a CNI bridge.
+const NetworkSlirp = "slirp4netns"
+
+// cniPorts are the port mappings CNI's portmap sets up: none for slirp4netns,
+// which publishes them itself.
+func cniPorts(o *RunOptions) []network.PortMapping {
+	if o.Network == NetworkSlirp {
+		return nil
+	}
+	return o.Ports
+}
+
+func slirpPorts(ports []network.PortMapping) []slirp.Port {
+	out := make([]slirp.Port, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, slirp.Port{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+	}
+	return out
+}
+
+// slirpSocket is the slirp4netns API socket of container id: short, as a
+// socket path must be.
+func (e *Engine) slirpSocket(id string) string {
+	return filepath.Join(e.Runroot, "slirp", id[:16]+".sock")
+}
+
+// teardownNetwork undoes the container's network setup: slirp4netns if it
+// runs one, then the namespace and CNI attachments.
+func (e *Engine) teardownNetwork(ctx context.Context, c *container.Container, o *RunOptions) error {
+	serr := slirp.Stop(e.stateDir(c.ID))
+	return errors.Join(serr, e.Network.Teardown(ctx, c.ID, o.Attachments, cniPorts(o)))
+}
+
 // StartOptions change how Start starts a container.
 type StartOptions struct {
 	// Attach, if not nil, is one end of a connected unix stream socket
@@ -169,15 +205,20 @@ func (e *Engine) StartWith(ctx context.Context, c *container.Container, so Start
 		// A previous run's network (its monitor does not tear it down when
 		// the container exits): a fresh namespace for this run.
 		if e.Network.IsSetUp(c.ID) {
-			if err := e.Network.Teardown(ctx, c.ID, o.Attachments, o.Ports); err != nil {
+			if err := e.teardownNetwork(ctx, c, o); err != nil {
 				return 0, fmt.Errorf("container %s: tear down the previous run's network: %w", c.Name, err)
 			}
 		}
-		res, err := e.Network.Setup(ctx, c.ID, o.Attachments, o.Ports)
+		res, err := e.Network.Setup(ctx, c.ID, o.Attachments, cniPorts(o))
 		if err != nil {
 			return 0, err
 		}
-		undo = append(undo, func() { _ = e.Network.Teardown(context.Background(), c.ID, o.Attachments, o.Ports) })
+		undo = append(undo, func() { _ = e.teardownNetwork(context.Background(), c, o) })
+		if o.Network == NetworkSlirp {
+			if err := slirp.Start(o.Spec.NetNSPath, e.stateDir(c.ID), e.slirpSocket(c.ID), slirpPorts(o.Ports)); err != nil {
+				return 0, fmt.Errorf("container %s: %w", c.Name, err)
+			}
+		}
 		var own []net.IP
 		for _, ifr := range res.Interfaces {
 			for _, ipn := range ifr.IPs {
@@ -441,7 +482,7 @@ func (e *Engine) Remove(ctx context.Context, c *container.Container, force, volu
 		}
 	}
 	if partial || o.Spec.NetNSPath == e.Network.NetnsPath(c.ID) {
-		if err := e.Network.Teardown(ctx, c.ID, o.Attachments, o.Ports); err != nil {
+		if err := e.teardownNetwork(ctx, c, o); err != nil {
 			errs = append(errs, err)
 		}
 		e.refreshPeers(c, o)

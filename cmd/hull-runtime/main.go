@@ -263,7 +263,7 @@ func (g *globals) runtime() *container.Runtime {
 	return &container.Runtime{
 		Store:         state.Store{Root: g.root},
 		SystemdCgroup: g.systemdCgroup,
-		Rootless:      g.rootless == "true" || (g.rootless == "auto" && os.Geteuid() != 0),
+		Rootless:      g.rootless == "true" || (g.rootless == "auto" && (os.Geteuid() != 0 || container.RunningInUserNS())),
 		Log:           g.log,
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hull-runtime/hull/engine/rootless"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,7 +50,13 @@ func newRootCommand(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return g.setup()
+			if err := g.setup(); err != nil {
+				return err
+			}
+			// An unprivileged user's hull works inside the user's own user
+			// and mount namespaces (engine/rootless): this re-executes the
+			// command there, with the storage paths resolved out here.
+			return rootless.Enter(g.runroot, append([]string{"--root", g.root, "--runroot", g.runroot}, os.Args[1:]...))
 		},
 	}
 	g.register(root)

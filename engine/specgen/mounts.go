@@ -35,12 +35,22 @@ func defaultMounts(o *Options) []specs.Mount {
 	if shmSize == 0 {
 		shmSize = DefaultShmSize
 	}
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts}
+	cgroup := specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts}
+	if o.Host != nil && o.Host.InUserNS {
+		// A user namespace may mount sysfs only with a network namespace
+		// it owns, and never the host's cgroup hierarchies: bind them.
+		if o.NetNSPath == "host" {
+			sys = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: append([]string{"rbind"}, sysOpts...)}
+		}
+		cgroup = specs.Mount{Destination: "/sys/fs/cgroup", Type: "bind", Source: "/sys/fs/cgroup", Options: append([]string{"rbind"}, cgroupOpts...)}
+	}
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
-		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts},
+		sys,
+		cgroup,
 	}
 	switch {
 	case o.IPCHost:

@@ -177,6 +177,11 @@ type Host struct {
 	// DevDir is where host devices are listed for --privileged; "" means
 	// /dev.
 	DevDir string
+	// InUserNS: the engine runs in a user namespace of its own (rootless):
+	// root there is not root on the host, so hard rlimits cannot be raised
+	// and the cgroup filesystem (and, without a network namespace of the
+	// container's own, sysfs) cannot be mounted: they are bind-mounted.
+	InUserNS bool
 }
 
 // ProbeHost reads the facts Generate needs from the running system.
@@ -202,7 +207,9 @@ func ProbeHost() (*Host, error) {
 			h.RlimitHard[name] = rl.Max
 		}
 	}
-	h.CanRaiseRlimits = hasEffectiveCap(unix.CAP_SYS_RESOURCE)
+	h.InUserNS = InUserNS()
+	// Raising a hard limit takes CAP_SYS_RESOURCE in the initial user namespace.
+	h.CanRaiseRlimits = hasEffectiveCap(unix.CAP_SYS_RESOURCE) && !h.InUserNS
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		h.Kernel, _ = parseKernel(unix.ByteSliceToString(uts.Release[:]))
@@ -315,6 +322,7 @@ func Generate(img ocispec.Image, rootfs string, o Options) (*specs.Spec, error) 
 		hc.Capabilities = caps
 		h = &hc
 	}
+	o.Host = h
 	cfg := img.Config
 	sec, err := parseSecurityOpts(o.SecurityOpt)
 	if err != nil {
@@ -679,4 +687,16 @@ func consoleSize(o Options) *specs.Box {
 		return nil
 	}
 	return o.ConsoleSize
+}
+
+// InUserNS reports whether this process is in a user namespace other than
+// the initial one, which maps the whole id range ("0 0 4294967295"): a
+// rootless engine's.
+func InUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }

@@ -216,6 +216,8 @@ func (rt *Runtime) Create(o CreateOptions) (_ *Init, retErr error) {
 	var joins []specs.LinuxNamespace // joined in this process's thread before clone
 	var ctorJoins []string           // joined by the nsenter constructor in the init
 	hasMount := false
+	// Already in a user namespace (a rootless engine's): no mknod either.
+	icfg.InUserNS = RunningInUserNS()
 	for _, ns := range spec.Linux.Namespaces {
 		if ns.Type == specs.MountNamespace {
 			hasMount = true

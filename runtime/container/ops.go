@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/runtime/cgroups"
@@ -217,12 +218,39 @@ func (rt *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 		if err != nil {
 			return err
 		}
+		if c.Cgroup.Rootless && !cg.Exists() {
+			// No cgroup of its own (rootless, none could be made): its
+			// processes cannot be listed, and the cgroup it runs in is its
+			// caller's. With a pid namespace of its own, SIGKILL of the
+			// init ends them all; anything else would be a guess.
+			if sig == unix.SIGKILL && ownPidNS(c) {
+				if st == state.Stopped {
+					return nil
+				}
+				return signalInit(c, sig)
+			}
+			return fmt.Errorf("cannot kill all processes of container %s: it has no cgroup of its own (rootless without a delegated cgroup); signal its init instead (without --all)", id)
+		}
 		if st == state.Paused && sig == unix.SIGKILL {
 			defer cg.Thaw()
 		}
 		return cg.KillAll(sig)
 	}
 	return signalInit(c, sig)
+}
+
+// ownPidNS reports whether the container has a new pid namespace.
+func ownPidNS(c *state.Container) bool {
+	spec, err := c.Spec()
+	if err != nil || spec.Linux == nil {
+		return false
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace {
+			return ns.Path == ""
+		}
+	}
+	return false
 }
 
 // signalInit signals the recorded init through a pidfd, so a recycled pid is never hit.
