@@ -24,24 +24,16 @@ const maxSunPath = 107
 // (the kernel resolves the magic link at bind and connect time). done closes
 // that fd.
 func sockName(path string) (name string, done func(), err error) {
-	if len(path) <= maxSunPath {
-		return path, func() {}, nil
-	}
-	dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", nil, wrap(err, "open socket dir")
-	}
-	name = "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
-	if len(name) > maxSunPath {
-		unix.Close(dfd)
-		return "", nil, errorOf("socket name ", filepath.Base(path), " too long")
-	}
-	return name, func() { unix.Close(dfd) }, nil
+	return shortSockName(path, "/proc/self")
 }
 
 // peerSockName is sockName for another process (the runtime) to connect
 // to: /proc/<monitor pid>/fd/N/BASE when path is too long for sun_path.
 func peerSockName(path string) (name string, done func(), err error) {
+	return shortSockName(path, "/proc/"+strconv.Itoa(os.Getpid()))
+}
+
+func shortSockName(path, procSelf string) (name string, done func(), err error) {
 	if len(path) <= maxSunPath {
 		return path, func() {}, nil
 	}
@@ -49,7 +41,7 @@ func peerSockName(path string) (name string, done func(), err error) {
 	if err != nil {
 		return "", nil, wrap(err, "open socket dir")
 	}
-	name = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
+	name = procSelf + "/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
 	if len(name) > maxSunPath {
 		unix.Close(dfd)
 		return "", nil, errorOf("socket name ", filepath.Base(path), " too long")

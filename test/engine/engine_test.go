@@ -328,12 +328,7 @@ func TestADetachedContainerIsListedLoggedStoppedAndRemoved(t *testing.T) {
 
 func TestAPublishedPortIsReachableOnLoopback(t *testing.T) {
 	e := newEnv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	e.must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), img(), "sh", "-c", "while true; do echo served | nc -l -p 8080; done")
 	var got string
 	deadline := time.Now().Add(10 * time.Second)
@@ -553,12 +548,7 @@ func TestAKilledRunIsCleanedUpByRmAndPrune(t *testing.T) {
 
 func TestAnExitedContainerStartsAgainOnItsNetwork(t *testing.T) {
 	e := newEnv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	// The first run's network (namespace, address, port mapping) is still
 	// set up after it exits: each start must replace it, not trip on it.
 	e.must("run", "--name", "again", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), img(), "echo", "run")

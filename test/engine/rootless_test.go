@@ -234,12 +234,7 @@ func TestRootlessNetworkingPublishesPortsThroughSlirp4netns(t *testing.T) {
 	if !strings.Contains(out, "nameserver 10.0.2.3") || !strings.Contains(out, "tap0") {
 		t.Errorf("the container's network: %q", out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	e.must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), img(), "sh", "-c", "while true; do echo served | nc -l -p 8080; done")
 	var got string
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

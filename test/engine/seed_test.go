@@ -117,12 +117,7 @@ func TestSeededImagesRunWithTheirConfig(t *testing.T) {
 		}
 	})
 	t.Run("nginx published on loopback", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		port := freePort(t)
 		// The image's ENTRYPOINT and EXPOSE 80/tcp; -P would pick a port,
 		// -p pins one so the test knows where to look.
 		e.must("run", "-d", "--name", "nginx", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), reg+"/e2e-test-images/nginx:1.14-2")
