@@ -49,6 +49,7 @@ type runFlags struct {
 	logOpts                                    []string
 	labels, annotations                        []string
 	stopTimeout                                int
+	mounts                                     []string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -65,6 +66,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fs.StringVar(&o.Spec.Hostname, "hostname", "", "container host name")
 	fs.StringArrayVarP(&o.Volumes, "volume", "v", nil, "volume: [NAME|HOSTPATH:]DEST[:ro]")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|volume|tmpfs,source=,target=[,readonly][,bind-propagation=][,tmpfs-size=][,tmpfs-mode=]")
 	fs.StringArrayVarP(&o.Publish, "publish", "p", nil, "publish a port: [IP:][HOSTPORT:]PORT[/PROTO]")
 	fs.BoolVarP(&o.PublishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fs.StringArrayVar(&o.Expose, "expose", nil, "expose a port or range: PORT[-PORT][/PROTO]")
@@ -109,6 +111,20 @@ func (f *runFlags) options(cmd *cobra.Command, args []string) (engine.RunOptions
 	o.Image = args[0]
 	if len(args) > 1 {
 		o.Spec.Cmd = args[1:]
+	}
+	// Copies: the flag's slices are shared between calls of options.
+	o.Volumes = append([]string(nil), o.Volumes...)
+	o.Spec.Tmpfs = append([]string(nil), o.Spec.Tmpfs...)
+	for _, m := range f.mounts {
+		v, tmpfs, err := engine.ParseMountFlag(m)
+		if err != nil {
+			return o, err
+		}
+		if v != "" {
+			o.Volumes = append(o.Volumes, v)
+		} else {
+			o.Spec.Tmpfs = append(o.Spec.Tmpfs, tmpfs)
+		}
 	}
 	if cmd.Flags().Changed("entrypoint") {
 		o.Spec.EntrypointSet = true

@@ -366,6 +366,20 @@ func TestANamedVolumeSurvivesTheContainer(t *testing.T) {
 	if out := e.must("volume", "ls", "-q"); !strings.Contains(out, "keep") {
 		t.Errorf("volume ls: %q", out)
 	}
+	// --mount says the same as -v, and tmpfs and binds with it.
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "host-file"), []byte("from host\n"), 0o644)
+	out := e.must("run", "--rm",
+		"--mount", "type=volume,source=keep,target=/store,readonly",
+		"--mount", "type=bind,source="+src+",target=/in,readonly",
+		"--mount", "type=tmpfs,target=/scratch,tmpfs-size=1m",
+		img(), "sh", "-c", "cat /store/f /in/host-file; grep ' /scratch ' /proc/mounts; touch /in/x 2>/dev/null && echo wrote-bind; touch /store/x 2>/dev/null && echo wrote-volume; exit 0")
+	if !strings.Contains(out, "kept\nfrom host\n") || !strings.Contains(out, "tmpfs /scratch tmpfs") || !strings.Contains(out, "size=1024k") || strings.Contains(out, "wrote-") {
+		t.Errorf("--mount: %q", out)
+	}
+	if _, errOut, err := e.hull("run", "--rm", "--mount", "type=bind,source=/no/such/dir,target=/x", img(), "true"); err == nil || !strings.Contains(errOut, "bind source path does not exist") {
+		t.Errorf("--mount with a missing bind source: %v %q", err, errOut)
+	}
 	e.must("volume", "rm", "keep")
 }
 
