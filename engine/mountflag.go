@@ -113,4 +113,3 @@ func ParseMountFlag(s string) (volume, tmpfs string, err error) {
 	}
 	return v, "", nil
 }
-
