@@ -17,7 +17,7 @@ import (
 
 // cacheFormat versions the cache files and the key: bump it when Compile
 // starts producing different programs for the same profile.
-const cacheFormat = "hull-seccomp-1"
+const cacheFormat = "hull-seccomp-2"
 
 // MarshalBinary encodes p: the seccomp(2) flags, then the BPF instructions.
 func (p *Program) MarshalBinary() ([]byte, error) {

@@ -50,7 +50,9 @@ func (p *Program) Notify() bool { return p.flags&unix.SECCOMP_FILTER_FLAG_NEW_LI
 // are skipped (logged at debug level); rules whose action equals the default
 // action are skipped (libseccomp rejects them); the conditions of one rule
 // are ANDed, except that when two conditions test the same argument index
-// every condition becomes a rule of its own (so they are ORed).
+// every condition becomes a rule of its own (so they are ORed). When the
+// default action denies, the program starts with the ENOSYS stub (see
+// enosysStub).
 func Compile(c *specs.LinuxSeccomp) (*Program, error) {
 	if c == nil {
 		return nil, errors.New("seccomp: compile: no configuration")
@@ -68,6 +70,14 @@ func Compile(c *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: compile: %w", err)
 	}
+	stub, err := enosysStub(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(stub)+len(insns) > bpfMaxInsns {
+		return nil, fmt.Errorf("seccomp: compiled filter has %d BPF instructions, the kernel accepts at most %d", len(stub)+len(insns), bpfMaxInsns)
+	}
+	insns = append(stub, insns...)
 	p := &Program{insns: insns}
 	for _, f := range c.Flags {
 		bit, _ := flagBit(f)

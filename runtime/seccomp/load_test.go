@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 
 // probe is a syscall the helper makes after Load.
 type probe struct {
-	Sys  string    // getpid, getppid, getuid, personality, mkdirat
+	Sys  string    // getpid, getppid, getuid, personality, mkdirat, or "nr" for Nr
+	Nr   uintptr   // the raw syscall number when Sys is "nr"
 	Args [3]uint64 // raw arguments; for mkdirat Path and mode 0755 are used
 	Path string
 }
@@ -94,7 +95,11 @@ func runProbe(p probe) probeResult {
 		runtime.KeepAlive(path)
 		return probeResult{Ret: uint64(r), Errno: int(errno)}
 	}
-	r, _, errno := unix.Syscall(probeNr(p.Sys), uintptr(a[0]), uintptr(a[1]), uintptr(a[2]))
+	nr := p.Nr
+	if p.Sys != "nr" {
+		nr = probeNr(p.Sys)
+	}
+	r, _, errno := unix.Syscall(nr, uintptr(a[0]), uintptr(a[1]), uintptr(a[2]))
 	return probeResult{Ret: uint64(r), Errno: int(errno)}
 }
 
@@ -364,24 +369,26 @@ func TestArgumentOperators(t *testing.T) {
 	}
 }
 
+// goRuntimeSyscalls are what the Go runtime and the helper need between
+// Load and exit.
+var goRuntimeSyscalls = []string{
+	"futex", "mmap", "munmap", "madvise", "mprotect", "brk", "rt_sigaction", "rt_sigprocmask",
+	"rt_sigreturn", "sigaltstack", "clone", "clone3", "gettid", "getpid", "tgkill", "tkill",
+	"nanosleep", "clock_nanosleep", "sched_yield", "sched_getaffinity", "exit", "exit_group",
+	"write", "read", "openat", "close", "fstat", "newfstatat", "statx", "fcntl", "lseek",
+	"epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_ctl", "epoll_create1", "eventfd2",
+	"pipe2", "getrandom", "prctl", "setitimer", "timer_create", "timer_settime", "timer_delete",
+	"getrlimit", "prlimit64", "readlinkat", "membarrier", "rseq", "restart_syscall",
+	"clock_gettime", "gettimeofday", "set_robust_list", "arch_prctl", "ioctl",
+}
+
 func TestDefaultErrnoWithAllowlist(t *testing.T) {
-	// What the Go runtime and the helper need between Load and exit.
-	allowed := []string{
-		"futex", "mmap", "munmap", "madvise", "mprotect", "brk", "rt_sigaction", "rt_sigprocmask",
-		"rt_sigreturn", "sigaltstack", "clone", "clone3", "gettid", "getpid", "tgkill", "tkill",
-		"nanosleep", "clock_nanosleep", "sched_yield", "sched_getaffinity", "exit", "exit_group",
-		"write", "read", "openat", "close", "fstat", "newfstatat", "statx", "fcntl", "lseek",
-		"epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_ctl", "epoll_create1", "eventfd2",
-		"pipe2", "getrandom", "prctl", "setitimer", "timer_create", "timer_settime", "timer_delete",
-		"getrlimit", "prlimit64", "readlinkat", "membarrier", "rseq", "restart_syscall",
-		"clock_gettime", "gettimeofday", "set_robust_list", "arch_prctl", "ioctl",
-	}
 	dir := filepath.Join(t.TempDir(), "d")
 	resp := inHelper(t, helperRequest{
 		Profile: &specs.LinuxSeccomp{
 			DefaultAction:   specs.ActErrno,
 			DefaultErrnoRet: ptr(uint(unix.EACCES)),
-			Syscalls:        []specs.LinuxSyscall{{Names: allowed, Action: specs.ActAllow}},
+			Syscalls:        []specs.LinuxSyscall{{Names: goRuntimeSyscalls, Action: specs.ActAllow}},
 		},
 		Probes: []probe{{Sys: "getpid"}, {Sys: "getppid"}, {Sys: "mkdirat", Path: dir}},
 	})
@@ -391,6 +398,42 @@ func TestDefaultErrnoWithAllowlist(t *testing.T) {
 	if resp.Results[0].Ret == 0 {
 		t.Error("getpid returned 0")
 	}
+}
+
+// sysCachestat is cachestat(2), Linux 6.5: numbered above every syscall in
+// goRuntimeSyscalls, and implemented by the kernels hull runs on.
+const sysCachestat = 451
+
+func TestSyscallNewerThanTheProfileFailsWithENOSYSNotTheDefaultErrno(t *testing.T) {
+	var uname unix.Utsname
+	if err := unix.Uname(&uname); err != nil {
+		t.Fatal(err)
+	}
+	// Without a filter the kernel must know cachestat, or ENOSYS would
+	// prove nothing: EFAULT/EBADF/EINVAL from its bad arguments, not ENOSYS.
+	if _, _, errno := unix.Syscall6(sysCachestat, ^uintptr(0), 0, 0, 0, 0, 0); errno == unix.ENOSYS {
+		t.Skipf("kernel %s has no cachestat", unix.ByteSliceToString(uname.Release[:]))
+	}
+	profile := func(extra ...string) *specs.LinuxSeccomp {
+		return &specs.LinuxSeccomp{
+			DefaultAction:   specs.ActErrno,
+			DefaultErrnoRet: ptr(uint(unix.EACCES)),
+			Syscalls: []specs.LinuxSyscall{
+				{Names: goRuntimeSyscalls, Action: specs.ActAllow},
+				// Named with the default action: libseccomp drops the rule,
+				// but the name still tells the profile knows the syscall.
+				{Names: extra, Action: specs.ActErrno, ErrnoRet: ptr(uint(unix.EACCES))},
+			},
+		}
+	}
+	probes := []probe{{Sys: "nr", Nr: sysCachestat, Args: [3]uint64{^uint64(0)}}, {Sys: "getppid"}}
+
+	resp := inHelper(t, helperRequest{Profile: profile(), Probes: probes})
+	wantErrno(t, "cachestat (newer than every syscall the profile names)", resp.Results[0], unix.ENOSYS)
+	wantErrno(t, "getppid (older, not allowed)", resp.Results[1], unix.EACCES)
+
+	resp = inHelper(t, helperRequest{Profile: profile("cachestat"), Probes: probes})
+	wantErrno(t, "cachestat (named by the profile)", resp.Results[0], unix.EACCES)
 }
 
 func TestLogAllowsAndTraceWithoutTracerFailsWithENOSYS(t *testing.T) {
