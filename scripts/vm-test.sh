@@ -8,19 +8,21 @@
 # runtime/cgroups test binary, then runs in the VM:
 #   1. runtime/cgroups tests (all)
 #   2. the integration tests (all; HULL_RUNTIME = the prebuilt binary)
-#   3. a leak check: no cgroup named *hull* left in the VM
+#   3. the engine tests that need no CNI (cgroup limits, stats, top, pause,
+#      OOM) with the prebuilt hull, hull-monitor and hull-runtime
+#   4. a leak check: no cgroup named *hull* left in the VM
 # Prints one go-test-like summary line per package (failures in full) and
 # exits non-zero if anything failed, the VM timed out or died.
 #
 # Environment:
 #   VM_TEST_RUN      -test.run pattern for the integration tests (default: all)
-#   VM_TEST_TIMEOUT  seconds before the VM is killed (default 1100: above the
-#                    guest-side limits, 300 + 660 s, so a hung test binary is
-#                    reported with its goroutines rather than lost with the VM); a VM that
-#                    times out or dies without an exit code is run once more
-#                    (a stalled emulator on a busy host is not a test result;
-#                    a hang in the tests is caught by the guest-side timeouts
-#                    and fails the run)
+#   VM_TEST_TIMEOUT  seconds before the VM is killed (default 1300: above the
+#                    guest-side limits, 300 + 660 + 240 s, so a hung test
+#                    binary is reported with its goroutines rather than lost
+#                    with the VM); a VM that times out or dies without an exit
+#                    code is run once more (a stalled emulator on a busy host
+#                    is not a test result; a hang in the tests is caught by
+#                    the guest-side timeouts and fails the run)
 #   VM_TEST_LOGS     host dir to keep the full -test.v logs in (default: a
 #                    temp dir, removed on success)
 #   RUN_IN_VM        path of run-in-vm.sh (default ../shared/vm/run-in-vm.sh)
@@ -47,6 +49,7 @@ make -s build
 mkdir -p "$work/bin" "$work/files"
 go test -c -o "$work/bin/integration.test" ./test/integration
 go test -c -o "$work/bin/cgroups.test" ./runtime/cgroups
+go test -c -o "$work/bin/engine.test" ./test/engine
 
 # CRIU (checkpoint/restore) works in the VM's kernel, not on hybrid 6.18 hosts:
 # bring criu and what it calls (network lock, tmpfs dumps) when installed.
@@ -114,7 +117,13 @@ mkdir -p /sys/fs/cgroup/vmtest/itest
 runtest integration github.com/hull-runtime/hull/test/integration 660 \
 	sh -c 'echo $$ >/sys/fs/cgroup/vmtest/itest/cgroup.procs && exec "$@"' sh \
 	"$TESTBIN/integration.test" -test.count=1 -test.timeout=10m -test.run "${VM_TEST_RUN:-.}" ${skip:+-test.skip "$skip"}
-rmdir /sys/fs/cgroup/vmtest/itest /sys/fs/cgroup/vmtest || { echo "vm: leak: cgroups left in /sys/fs/cgroup/vmtest:"; find /sys/fs/cgroup/vmtest -type d; rc=1; }
+# The engine without CNI: no plugins or iptables in the VM.
+mkdir -p /sys/fs/cgroup/vmtest/etest
+runtest engine github.com/hull-runtime/hull/test/engine 240 \
+	sh -c 'echo $$ >/sys/fs/cgroup/vmtest/etest/cgroup.procs && exec "$@"' sh \
+	"$TESTBIN/engine.test" -test.count=1 -test.timeout=3m \
+	-test.run '^(TestLimitsStatsTopAndPauseReachTheContainersCgroup|TestAnOOMKilledContainerIsReportedSo)$'
+rmdir /sys/fs/cgroup/vmtest/itest /sys/fs/cgroup/vmtest/etest /sys/fs/cgroup/vmtest || { echo "vm: leak: cgroups left in /sys/fs/cgroup/vmtest:"; find /sys/fs/cgroup/vmtest -type d; rc=1; }
 
 left=$(find /sys/fs/cgroup -maxdepth 3 -iname '*hull*')
 if [ -n "$left" ]; then
@@ -127,14 +136,15 @@ EOF
 
 echo "== tests in a pure cgroup v2 VM (run-in-vm, slow: TCG emulation)"
 # The VM mounts a tmpfs over /tmp, where the checkout may live: run the copy in $work.
-cp "$repo/bin/hull-runtime" "$work/bin/hull-runtime"
-vmargs=(--env HULL_RUNTIME="$work/bin/hull-runtime" --env TESTBIN="$work/bin")
+for b in hull-runtime hull hull-monitor; do cp "$repo/bin/$b" "$work/bin/$b"; done
+vmargs=(--env HULL_RUNTIME="$work/bin/hull-runtime" --env TESTBIN="$work/bin" --env HULL_ENGINE_BIN_DIR="$work/bin")
 [ -z "${VM_TEST_RUN:-}" ] || vmargs+=(--env VM_TEST_RUN="$VM_TEST_RUN")
-timeout=${VM_TEST_TIMEOUT:-1100}
+timeout=${VM_TEST_TIMEOUT:-1300}
 for attempt in 1 2; do
 	vmrc=0
 	bash "$vm" --timeout "$timeout" \
 		--bin "$work/bin/hull-runtime" --bin "$work/bin/integration.test" --bin "$work/bin/cgroups.test" \
+		--bin "$work/bin/hull" --bin "$work/bin/hull-monitor" --bin "$work/bin/engine.test" \
 		--files "$work/files" --out "$logs" "${vmargs[@]}" "${criu_args[@]}" \
 		-- sh /files/guest.sh || vmrc=$?
 	case $vmrc in

@@ -61,8 +61,10 @@ func createNetns(path string, inNS func(h *netlink.Handle) error) error {
 		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind-mount netns at %s: %w", path, err)
 		}
-		// A handle opened here has its sockets in the new namespace.
-		h, err := netlink.NewHandle()
+		// A handle opened here has its sockets in the new namespace. Only
+		// NETLINK_ROUTE: with no family, every one netlink knows is opened,
+		// and a kernel without XFRM or netfilter netlink refuses the lot.
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return fmt.Errorf("netlink in new netns: %w", err)
 		}
