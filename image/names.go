@@ -79,6 +79,13 @@ func (s *Service) Find(nameOrID string) ([]Summary, error) {
 		if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
+		if r.Digest() != "" {
+			// repo@digest names what a tag of repo was pulled as (its
+			// RepoDigest), as Docker and the CRI resolve it.
+			if found, err := s.findRepoDigest(r); err != nil || len(found) > 0 {
+				return found, err
+			}
+		}
 	}
 	id := strings.TrimPrefix(nameOrID, "sha256:")
 	if len(id) >= 4 && isHex(id) {
@@ -104,6 +111,23 @@ func (s *Service) Find(nameOrID string) ([]Summary, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s: %w (see `hull images`)", nameOrID, ErrNotFound)
+}
+
+// findRepoDigest returns the images named in r's repository whose pulled
+// manifest (or index) has r's digest.
+func (s *Service) findRepoDigest(r ref.Ref) ([]Summary, error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Summary
+	for _, sum := range all {
+		if sum.Err == nil && sum.Ref.Domain() == r.Domain() && sum.Ref.Repository() == r.Repository() &&
+			(sum.Target.Digest.String() == r.Digest() || sum.Manifest.String() == r.Digest()) {
+			out = append(out, sum)
+		}
+	}
+	return out, nil
 }
 
 func isHex(s string) bool {

@@ -68,7 +68,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		newWaitCommand(g), newPsCommand(g), newLogsCommand(g), newVolumeCommand(g), newNetworkCommand(g),
 		newKillCommand(g), newRestartCommand(g), newPauseCommand(g, true), newPauseCommand(g, false), newRenameCommand(g),
 		newExecCommand(g), newInspectCommand(g), newPortCommand(g), newTopCommand(g), newContainerCommand(g),
-		newAttachCommand(g), newStatsCommand(g), newCpCommand(g),
+		newAttachCommand(g), newStatsCommand(g), newCpCommand(g), newServeCommand(g),
 	)
 	return root
 }

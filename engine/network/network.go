@@ -172,7 +172,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("network: ConfDir, CacheDir and NetnsDir are required")
 	}
 	if len(cfg.PluginDirs) == 0 {
-		cfg.PluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+		cfg.PluginDirs = DefaultPluginDirs()
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = filepath.Join(filepath.Dir(cfg.NetnsDir), "network")
@@ -229,3 +229,7 @@ func (m *Manager) ipamDir() string        { return filepath.Join(m.cfg.StateDir,
 func (m *Manager) confPath(name string) string {
 	return filepath.Join(m.cfg.ConfDir, name+".conflist")
 }
+
+// DefaultPluginDirs are where CNI plugins are looked for when Config names
+// none: Debian's containernetworking-plugins, then the upstream location.
+func DefaultPluginDirs() []string { return []string{"/usr/lib/cni", "/opt/cni/bin"} }

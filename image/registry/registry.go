@@ -394,6 +394,16 @@ type session struct {
 	anonymous bool // no credentials were found: a hint for 401s
 }
 
+// credentialsKey is the context key of WithCredentials.
+type credentialsKey struct{}
+
+// WithCredentials returns a context whose registry operations authenticate
+// to the image's own registry (not its mirrors) with cfg instead of the
+// auth files: the credentials a CRI client sends with each pull.
+func WithCredentials(ctx context.Context, cfg authn.AuthConfig) context.Context {
+	return context.WithValue(ctx, credentialsKey{}, cfg)
+}
+
 type sessionKey struct {
 	host, repo string
 	push       bool
@@ -413,6 +423,11 @@ func (c *Client) session(ctx context.Context, ep endpoint, repo string, push boo
 	cred, found, err := c.credentials(ep.host, repo)
 	if err != nil {
 		return nil, err
+	}
+	if given, ok := ctx.Value(credentialsKey{}).(authn.AuthConfig); ok && !ep.mirror {
+		// The caller's credentials are for the image's own registry; a
+		// mirror keeps those of the auth files.
+		cred, found = given, true
 	}
 	key := sessionKey{ep.host + "|" + ep.scheme, repo, push, cred}
 	c.mu.Lock()

@@ -1,0 +1,124 @@
+// Package cri serves the Kubernetes Container Runtime Interface (CRI v1)
+// over gRPC on a unix socket, so a kubelet can use hull as its container
+// runtime. The services sit on the same stores as the hull CLI (image/,
+// engine/), which opens them per operation: `hull serve` and the CLI can
+// work on one --root at the same time.
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hull-runtime/hull/image"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Images is the image store the ImageService works on.
+	Images *image.Service
+	// Version is hull's version, reported by Version.
+	Version string
+	// PinnedImages are never garbage-collected by the kubelet (the
+	// sandbox image); reported as Image.Pinned.
+	PinnedImages []string
+	// CNIPluginDirs are where the network plugins are; Status reports the
+	// network not ready when the bridge plugin is in none of them.
+	CNIPluginDirs []string
+	Log           *slog.Logger
+}
+
+// Server implements the CRI RuntimeService and ImageService.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	opts Options
+	log  *slog.Logger
+	fs   *fsUsageCache
+}
+
+// New returns a Server over o's stores.
+func New(o Options) (*Server, error) {
+	if o.Images == nil {
+		return nil, errors.New("cri: no image service")
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{opts: o, log: log, fs: &fsUsageCache{root: filepath.Join(o.Images.Root, "snapshots")}}, nil
+}
+
+// Register adds the CRI services to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtimeapi.RegisterRuntimeServiceServer(g, s)
+	runtimeapi.RegisterImageServiceServer(g, s)
+}
+
+// Listen opens the unix socket at path: 0600 in a directory only its owner
+// may enter (made 0700 if it does not exist). A socket file left by a server
+// that is gone is replaced; one that still answers is an error.
+func Listen(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket %s: a %s is in the way; remove it or choose another --listen", path, fi.Mode().Type())
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another server is listening on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+		}
+	}
+	// The umask makes the socket 0600 from its creation: no window in
+	// which another user could connect.
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve runs the CRI services on l until ctx ends, then stops gracefully
+// (in-flight calls get a few seconds) and removes the socket.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	g := grpc.NewServer()
+	s.Register(g)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(l) }()
+	s.log.Info("cri: serving", "socket", l.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("cri: serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		g.Stop()
+	}
+	<-errc
+	return nil
+}
