@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/hull-runtime/hull/engine"
 	"github.com/hull-runtime/hull/image"
 )
 
@@ -26,6 +27,19 @@ import (
 type Options struct {
 	// Images is the image store the ImageService works on.
 	Images *image.Service
+	// Engine runs the pods' sandboxes and containers (over Images).
+	Engine *engine.Engine
+	// SandboxImage is the image of every pod's sandbox process (pause).
+	SandboxImage string
+	// DefaultRuntime runs pods without a runtime handler; RuntimeHandlers
+	// maps the handlers of RuntimeClasses to runtimes (hull-runtime, runc,
+	// crun or a path).
+	DefaultRuntime  string
+	RuntimeHandlers map[string]string
+	// Network is the hull network pods join ("" for the default one).
+	Network string
+	// CgroupParent is the cgroup of pods whose config names none.
+	CgroupParent string
 	// Version is hull's version, reported by Version.
 	Version string
 	// PinnedImages are never garbage-collected by the kubelet (the
@@ -49,8 +63,8 @@ type Server struct {
 
 // New returns a Server over o's stores.
 func New(o Options) (*Server, error) {
-	if o.Images == nil {
-		return nil, errors.New("cri: no image service")
+	if o.Images == nil || o.Engine == nil {
+		return nil, errors.New("cri: no image service or engine")
 	}
 	log := o.Log
 	if log == nil {

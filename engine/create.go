@@ -47,11 +47,28 @@ type RunOptions struct {
 	PublishAll bool     `json:"publishAll,omitempty"`
 	Expose     []string `json:"expose,omitempty"` // --expose PORT[/PROTO]
 	DNS        []string `json:"dns,omitempty"`
+	// DNSSearch and DNSOptions are resolv.conf's search domains and
+	// options (--dns-search, --dns-option); with none of DNS, DNSSearch
+	// and DNSOptions the host's resolv.conf is used.
+	DNSSearch  []string `json:"dnsSearch,omitempty"`
+	DNSOptions []string `json:"dnsOptions,omitempty"`
+	// IPC, PID and UTS are --ipc, --pid and --uts: "" (or "private") for
+	// a new namespace, "host", or "container:NAME" to join a running
+	// container's.
+	IPC        string   `json:"ipc,omitempty"`
+	PID        string   `json:"pid,omitempty"`
+	UTS        string   `json:"uts,omitempty"`
 	AddHost    []string `json:"addHost,omitempty"` // name:ip
 	Restart    string   `json:"restart,omitempty"`
 	AutoRemove bool     `json:"autoRemove,omitempty"`
 	// CgroupParent is the cgroup the container's goes below ("/hull").
-	CgroupParent  string                `json:"cgroupParent,omitempty"`
+	CgroupParent string `json:"cgroupParent,omitempty"`
+	// LogPath, if set, is the log file instead of the record's ctr.log;
+	// LogFormat is monitor.LogFormatJSON (the default) or
+	// monitor.LogFormatCRI, the kubelet's, which it rotates itself (so such
+	// a log is never rotated by size here).
+	LogPath       string                `json:"logPath,omitempty"`
+	LogFormat     string                `json:"logFormat,omitempty"`
 	LogMaxSize    int64                 `json:"logMaxSize,omitempty"`
 	LogMaxFiles   int                   `json:"logMaxFiles,omitempty"`
 	StopTimeout   int                   `json:"stopTimeout,omitempty"` // seconds; 0: 10
@@ -170,6 +187,9 @@ func (e *Engine) Create(ctx context.Context, o RunOptions) (_ *container.Contain
 		}
 	})
 	if err := e.planNetwork(c, &o, imgCfg.Config.ExposedPorts); err != nil {
+		return nil, err
+	}
+	if err := e.joinNamespaces(ctx, &o); err != nil {
 		return nil, err
 	}
 	if err := e.writeEtcFiles(c, &o); err != nil {
@@ -578,6 +598,20 @@ func freePort(proto string) (int, error) {
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf and points the spec at them.
 func (e *Engine) writeEtcFiles(c *container.Container, o *RunOptions) error {
+	if name, ok := strings.CutPrefix(o.Network, "container:"); ok {
+		// Sharing a network namespace shares its names too, as Docker's
+		// --network container: and a pod's containers do.
+		other, err := e.Containers.Get(name)
+		if err != nil {
+			return fmt.Errorf("--network %s: %w", o.Network, err)
+		}
+		oo, err := options(other)
+		if err != nil {
+			return err
+		}
+		o.Spec.HostnameFile, o.Spec.HostsFile, o.Spec.ResolvConf = oo.Spec.HostnameFile, oo.Spec.HostsFile, oo.Spec.ResolvConf
+		return nil
+	}
 	dir := e.Containers.Dir(c.ID)
 	hostname := o.Spec.Hostname
 	if hostname == "" {
@@ -595,16 +629,22 @@ func (e *Engine) writeEtcFiles(c *container.Container, o *RunOptions) error {
 		return err
 	}
 	o.Spec.ResolvConf = filepath.Join(dir, "resolv.conf")
-	return os.WriteFile(o.Spec.ResolvConf, resolvConf(o.DNS, o.Network == "host"), 0o644)
+	return os.WriteFile(o.Spec.ResolvConf, resolvConf(o.DNS, o.DNSSearch, o.DNSOptions, o.Network == "host"), 0o644)
 }
 
 // resolvConf is the host's resolv.conf, or --dns servers; loopback
 // resolvers (systemd-resolved's stub) do not work from a network namespace.
-func resolvConf(dns []string, hostNet bool) []byte {
+func resolvConf(dns, search, options []string, hostNet bool) []byte {
 	var b strings.Builder
-	if len(dns) > 0 {
+	if len(dns)+len(search)+len(options) > 0 {
 		for _, s := range dns {
 			fmt.Fprintf(&b, "nameserver %s\n", s)
+		}
+		if len(search) > 0 {
+			fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+		}
+		if len(options) > 0 {
+			fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
 		}
 		return []byte(b.String())
 	}

@@ -242,9 +242,19 @@ func (e *Engine) StartWith(ctx context.Context, c *container.Container, so Start
 	if maxFiles == 0 {
 		maxFiles = 5
 	}
+	logPath := filepath.Join(e.Containers.Dir(c.ID), "ctr.log")
+	if o.LogPath != "" {
+		logPath = o.LogPath
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return 0, fmt.Errorf("start container %s: log directory: %w", c.Name, err)
+		}
+	}
+	if o.LogFormat == monitor.LogFormatCRI {
+		maxSize, maxFiles = 0, 1
+	}
 	cfg := &monitor.Config{
 		ID: c.ID, Bundle: filepath.Join(e.Containers.Dir(c.ID), "bundle"), Runtime: c.Runtime, RuntimeRoot: e.runtimeRoot(),
-		StateDir: dir, LogPath: filepath.Join(e.Containers.Dir(c.ID), "ctr.log"), LogMaxSize: maxSize, LogMaxFiles: maxFiles,
+		StateDir: dir, LogPath: logPath, LogFormat: o.LogFormat, LogMaxSize: maxSize, LogMaxFiles: maxFiles,
 		TTY: o.Spec.TTY, Stdin: o.Spec.Interactive, Restart: policy, Health: o.Health, StopSignal: stopSig,
 	}
 	pid, err := monitor.Launch(ctx, e.MonitorBin, cfg, so.Attach)

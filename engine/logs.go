@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hull-runtime/hull/engine/container"
+	"github.com/hull-runtime/hull/engine/monitor"
 )
 
 // LogOptions are `hull logs`'s options.
@@ -32,6 +33,9 @@ type logLine struct {
 // Logs prints a container's log (rotated files oldest first), then with
 // Follow goes on until the container stops.
 func (e *Engine) Logs(ctx context.Context, c *container.Container, o LogOptions, stdout, stderr io.Writer) error {
+	if ro, err := options(c); err == nil && ro.LogFormat == monitor.LogFormatCRI {
+		return fmt.Errorf("container %s logs in the CRI format to %s, for the kubelet: read it there (crictl logs, kubectl logs)", c.Name, ro.LogPath)
+	}
 	base := filepath.Join(e.Containers.Dir(c.ID), "ctr.log")
 	var files []string
 	for i := 9; i >= 1; i-- {

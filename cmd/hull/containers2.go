@@ -154,19 +154,14 @@ func newExecCommand(g *globals) *cobra.Command {
 			if st := e.State(cmd.Context(), c); !st.Running {
 				return fmt.Errorf("container %s is not running", c.Name)
 			}
-			data, err := os.ReadFile(filepath.Join(g.root, "containers", c.ID, "bundle", "config.json"))
+			base, rt, err := e.ExecBase(c)
 			if err != nil {
 				return err
 			}
-			var spec specs.Spec
-			if err := json.Unmarshal(data, &spec); err != nil {
-				return err
-			}
-			p := *spec.Process
+			p := *base
 			p.Args = args[1:]
 			p.Terminal = tty
-			p.ConsoleSize = nil
-			p.Env = append(append([]string{}, p.Env...), env...)
+			p.Env = append(p.Env, env...)
 			if workdir != "" {
 				p.Cwd = workdir
 			}
@@ -176,10 +171,6 @@ func newExecCommand(g *globals) *cobra.Command {
 					return err
 				}
 				p.User = specs.User{UID: uid, GID: gid}
-			}
-			rt, err := oci.New(c.Runtime, filepath.Join(g.runroot, "runtime"), false)
-			if err != nil {
-				return err
 			}
 			if tty && !detach {
 				if !hasEnv(p.Env, "TERM") {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,8 +13,8 @@ import (
 )
 
 func newServeCommand(g *globals) *cobra.Command {
-	var listen string
-	var pinned []string
+	var listen, sandboxImage, runtime, netName, cgroupParent string
+	var pinned, handlers []string
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
 		Short: "serve the Kubernetes CRI (v1) on a unix socket, for a kubelet",
@@ -23,13 +25,23 @@ func newServeCommand(g *globals) *cobra.Command {
 			if listen == "" {
 				listen = filepath.Join(g.runroot, "cri.sock")
 			}
-			imgs, err := g.images(nil)
+			hmap := map[string]string{}
+			for _, h := range handlers {
+				name, rt, ok := strings.Cut(h, "=")
+				if !ok || name == "" || rt == "" {
+					return fmt.Errorf("--runtime-handler %q: use NAME=RUNTIME (hull-runtime, runc, crun or a path)", h)
+				}
+				hmap[name] = rt
+			}
+			e, done, err := g.engine(nil)
 			if err != nil {
 				return err
 			}
-			defer imgs.Close()
+			defer done()
 			srv, err := cri.New(cri.Options{
-				Images: imgs, Version: version, PinnedImages: pinned,
+				Images: e.Images, Engine: e, Version: version, PinnedImages: append(pinned, sandboxImage),
+				SandboxImage: sandboxImage, DefaultRuntime: runtime, RuntimeHandlers: hmap,
+				Network: netName, CgroupParent: cgroupParent,
 				CNIPluginDirs: network.DefaultPluginDirs(), Log: g.log,
 			})
 			if err != nil {
@@ -44,6 +56,12 @@ func newServeCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "unix socket to serve on (default RUNROOT/cri.sock)")
-	cmd.Flags().StringSliceVar(&pinned, "pinned-image", nil, "image the kubelet must never garbage-collect (the sandbox image); repeatable")
+	f := cmd.Flags()
+	f.StringSliceVar(&pinned, "pinned-image", nil, "image the kubelet must never garbage-collect (the sandbox image is); repeatable")
+	f.StringVar(&sandboxImage, "sandbox-image", "registry.k8s.io/pause:3.10", "image of every pod's sandbox (pause) process")
+	f.StringVar(&runtime, "runtime", "hull-runtime", "OCI runtime of pods without a runtime handler: hull-runtime, runc, crun or a path")
+	f.StringArrayVar(&handlers, "runtime-handler", nil, "NAME=RUNTIME: the runtime of a RuntimeClass handler; repeatable")
+	f.StringVar(&netName, "network", "", "hull network pods join (default: the default network)")
+	f.StringVar(&cgroupParent, "cgroup-parent", "/hull-pods", "cgroup of pods whose config names none")
 	return cmd
 }

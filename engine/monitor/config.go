@@ -97,6 +97,15 @@ func (h *HealthConfig) argv() []string {
 	return []string{"/bin/sh", "-c", h.Cmd}
 }
 
+// Log formats.
+const (
+	// LogFormatJSON is Docker's json-file format.
+	LogFormatJSON = "json-file"
+	// LogFormatCRI is the CRI's container log format, which the kubelet
+	// reads and rotates (Podman's name for it).
+	LogFormatCRI = "k8s-file"
+)
+
 // Defaults of the flags, as Docker's.
 const (
 	DefaultHealthInterval = 30 * time.Second
@@ -114,7 +123,8 @@ type Config struct {
 	RuntimeRoot string // the runtime's --root; empty keeps the runtime's default
 	StateDir    string // the container's engine state dir (made 0700 by the caller)
 
-	LogPath     string // json-file log; empty discards the output (attach still sees it)
+	LogPath     string // the log file; empty discards the output (attach still sees it)
+	LogFormat   string // LogFormatJSON (default) or LogFormatCRI
 	LogMaxSize  int64  // rotate when the file reaches this many bytes; 0 never rotates
 	LogMaxFiles int    // files kept including the current one (file, file.1 ... file.N-1)
 
@@ -154,6 +164,13 @@ func (c *Config) Validate() error {
 	}
 	if c.LogMaxFiles < 1 {
 		c.LogMaxFiles = 1
+	}
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = LogFormatJSON
+	case LogFormatJSON, LogFormatCRI:
+	default:
+		errs = append(errs, errorOf("--log-format ", c.LogFormat, ": use ", LogFormatJSON, " or ", LogFormatCRI))
 	}
 	if c.Health != nil {
 		h := c.Health
@@ -323,6 +340,7 @@ func (c *Config) Flags() []Flag {
 		{Name: "runtime-root", Arg: "DIR", Usage: "the runtime's --root (default: the runtime's own)", Set: stringFlag(&c.RuntimeRoot)},
 		{Name: "state-dir", Arg: "DIR", Usage: "the container's state dir, made 0700 by the caller (required): monitor.pid, container.pid, exit.json, attach.sock, health.json; `hull stop` writes the stopped marker there", Set: stringFlag(&c.StateDir)},
 		{Name: "log-path", Arg: "FILE", Usage: "json-file log of the container's output (default: none; attach still works)", Set: stringFlag(&c.LogPath)},
+		{Name: "log-format", Arg: "FORMAT", Usage: "json-file (Docker's, the default) or k8s-file (the CRI's, which the kubelet reads; SIGHUP reopens the file after the kubelet rotates it)", Set: stringFlag(&c.LogFormat)},
 		{Name: "log-max-size", Arg: "BYTES", Usage: "rotate the log when it reaches this size (default 0: never)", Set: func(s string) (err error) {
 			c.LogMaxSize, err = strconv.ParseInt(s, 10, 64)
 			return err
@@ -366,6 +384,9 @@ func (c *Config) Args() []string {
 	}
 	if c.LogPath != "" {
 		a = append(a, "--log-path", c.LogPath)
+	}
+	if c.LogFormat != "" && c.LogFormat != LogFormatJSON {
+		a = append(a, "--log-format", c.LogFormat)
 	}
 	if c.LogMaxSize > 0 {
 		a = append(a, "--log-max-size", strconv.FormatInt(c.LogMaxSize, 10))

@@ -180,3 +180,19 @@ func appendLogEntry(b []byte, line []byte, stream string, t time.Time) []byte {
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, "\"}\n"...)
 }
+
+// appendCRILogEntry appends one line of the CRI log format: time, stream,
+// F for a whole line (written without its newline) or P for a piece of one.
+func appendCRILogEntry(b []byte, line []byte, stream string, t time.Time) []byte {
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, ' ')
+	b = append(b, stream...)
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		b = append(b, " F "...)
+		b = append(b, line[:n-1]...)
+	} else {
+		b = append(b, " P "...)
+		b = append(b, line...)
+	}
+	return append(b, '\n')
+}

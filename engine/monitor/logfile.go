@@ -9,17 +9,20 @@ import (
 	"time"
 )
 
-// jsonFileLog writes Docker's json-file format: one object per line,
-// {"log":"...","stream":"stdout","time":"RFC3339Nano"}, rotated by size into
+// logFile writes the container's output in one of two formats: Docker's
+// json-file, one object per line, {"log":"...","stream":"stdout","time":
+// "RFC3339Nano"}, or k8s-file, the CRI's "RFC3339Nano stdout F text" lines
+// the kubelet reads (P for a piece of a longer line). It is rotated by size into
 // path, path.1 ... path.(maxFiles-1) as Docker does: the size is checked
 // before each record, so a file ends at most one record past maxSize.
 //
 // A write error (a full disk) never stops the monitor or the container: the
 // record is dropped and counted, a partly written record is cut off again so
 // the file stays one valid object per line, and the next record tries again.
-type jsonFileLog struct {
+type logFile struct {
 	mu       sync.Mutex
 	path     string
+	format   string // LogFormatJSON or LogFormatCRI
 	maxSize  int64
 	maxFiles int
 	f        *os.File
@@ -29,8 +32,8 @@ type jsonFileLog struct {
 	lastOpen time.Time // of a failed open, to retry at most once a second
 }
 
-func openJSONFileLog(path string, maxSize int64, maxFiles int) (*jsonFileLog, error) {
-	l := &jsonFileLog{path: path, maxSize: maxSize, maxFiles: max(maxFiles, 1)}
+func openLogFile(path, format string, maxSize int64, maxFiles int) (*logFile, error) {
+	l := &logFile{path: path, format: format, maxSize: maxSize, maxFiles: max(maxFiles, 1)}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -38,7 +41,7 @@ func openJSONFileLog(path string, maxSize int64, maxFiles int) (*jsonFileLog, er
 }
 
 // open appends to an existing log: a restarted container continues its file.
-func (l *jsonFileLog) open() error {
+func (l *logFile) open() error {
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		l.lastOpen = time.Now()
@@ -54,7 +57,7 @@ func (l *jsonFileLog) open() error {
 }
 
 // write logs one line (with its "\n", or without it for a partial line).
-func (l *jsonFileLog) write(stream string, line []byte, t time.Time) {
+func (l *logFile) write(stream string, line []byte, t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -69,7 +72,11 @@ func (l *jsonFileLog) write(stream string, line []byte, t time.Time) {
 			return
 		}
 	}
-	l.buf = appendLogEntry(l.buf[:0], line, stream, t)
+	if l.format == LogFormatCRI {
+		l.buf = appendCRILogEntry(l.buf[:0], line, stream, t)
+	} else {
+		l.buf = appendLogEntry(l.buf[:0], line, stream, t)
+	}
 	n, err := l.f.Write(l.buf)
 	if err != nil {
 		l.dropped++
@@ -94,7 +101,7 @@ func (l *jsonFileLog) write(stream string, line []byte, t time.Time) {
 
 // rotate shifts path.(i-1) to path.i and path to path.1, then starts an
 // empty path. With maxFiles 1 the file is truncated instead.
-func (l *jsonFileLog) rotate() error {
+func (l *logFile) rotate() error {
 	if l.maxFiles > 1 {
 		for i := l.maxFiles - 1; i > 1; i-- {
 			err := os.Rename(l.path+"."+strconv.Itoa(i-1), l.path+"."+strconv.Itoa(i))
@@ -116,13 +123,25 @@ func (l *jsonFileLog) rotate() error {
 	return nil
 }
 
-func (l *jsonFileLog) droppedLines() uint64 {
+// reopen closes the file and opens path anew: whoever rotates the log
+// (the kubelet, for k8s-file logs) has renamed it and wants a new one.
+func (l *logFile) reopen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	return l.open()
+}
+
+func (l *logFile) droppedLines() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.dropped
 }
 
-func (l *jsonFileLog) close() {
+func (l *logFile) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f != nil {
@@ -138,7 +157,7 @@ const maxLogLine = 16 << 10
 // lineSplitter turns a stream's chunks into log lines.
 type lineSplitter struct {
 	stream string
-	log    *jsonFileLog
+	log    *logFile
 	buf    []byte
 }
 

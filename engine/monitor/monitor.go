@@ -29,7 +29,7 @@ const (
 type monitor struct {
 	cfg    *Config
 	reaper *reaper
-	log    *jsonFileLog // nil without --log-path
+	log    *logFile // nil without --log-path
 	attach *attachServer
 	env    []string
 	health Health // carried across restarts: the log of checks survives them
@@ -85,8 +85,12 @@ func Run(cfg *Config, sync *os.File) (err error) {
 	// disposition would be inherited by the runtime and the container.
 	// Nobody reads the channel: a signal that finds it full is dropped.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	defer signal.Stop(sigs)
+	// SIGHUP reopens the log file (after the kubelet's rotation).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, unix.SIGHUP)
+	defer signal.Stop(hup)
 	if err := writeFileAtomic(cfg.StateDir, MonitorPidFile, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		return err
 	}
@@ -103,10 +107,23 @@ func Run(cfg *Config, sync *os.File) (err error) {
 	m.reaper = newReaper()
 	defer m.reaper.stop()
 	if cfg.LogPath != "" {
-		if m.log, err = openJSONFileLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
+		if m.log, err = openLogFile(cfg.LogPath, cfg.LogFormat, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
 			return err
 		}
 		defer m.log.close()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					// A failed open is retried at the next record.
+					_ = m.log.reopen()
+				case <-done:
+					return
+				}
+			}
+		}()
 	}
 	if m.attach, err = newAttachServer(filepath.Join(cfg.StateDir, AttachSocket), cfg.TTY, cfg.Stdin); err != nil {
 		return wrap(err, "attach socket")

@@ -111,7 +111,7 @@ func TestParseRestartPolicy(t *testing.T) {
 func TestJSONFileLogUnit(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "log")
-	l, err := openJSONFileLog(path, 100, 1)
+	l, err := openLogFile(path, LogFormatJSON, 100, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,5 +167,52 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, err := ParseFlags([]string{"--help"}, flags); err != ErrHelp {
 		t.Errorf("--help: %v", err)
+	}
+}
+
+// The k8s-file format is the CRI's: whole lines are F without their
+// newline, pieces of a longer (or unterminated) line are P; SIGHUP's reopen
+// starts a new file at the path after the kubelet renamed the old one.
+func TestCRILogFormatAndReopenAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	l, err := openLogFile(path, LogFormatCRI, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lineSplitter{stream: "stdout", log: l}
+	errs := &lineSplitter{stream: "stderr", log: l}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123, time.UTC)
+	out.write([]byte("hello\nwor"), at)
+	errs.write([]byte("oops\n"), at)
+	out.write([]byte("ld\n"), at)
+	long := strings.Repeat("x", maxLogLine+10)
+	out.write([]byte(long), at)
+	out.flush(at)
+	if err := os.Rename(path, path+".20261201-100000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	out.write([]byte("after rotation\n"), at)
+	l.close()
+
+	ts := "2026-12-01T10:00:00.000000123Z"
+	old, err := os.ReadFile(path + ".20261201-100000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ts + " stdout F hello\n" + ts + " stderr F oops\n" + ts + " stdout F world\n" +
+		ts + " stdout P " + long[:maxLogLine] + "\n" + ts + " stdout P " + long[maxLogLine:] + "\n"
+	if string(old) != want {
+		t.Errorf("rotated log:\n%q\nwant\n%q", old, want)
+	}
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(cur) != ts+" stdout F after rotation\n" {
+		t.Errorf("log after reopen: %q", cur)
 	}
 }

@@ -113,11 +113,11 @@ type Options struct {
 	// NetNSPath is a network namespace to join; "host" shares the host's
 	// (no network namespace); "" creates a new, private one.
 	NetNSPath string
-	// UTSHost, IPCHost and PIDHost share the host's namespaces. IPCNSPath
-	// and PIDNSPath join existing ones (container:NAME resolved by the
-	// caller).
-	UTSHost, IPCHost, PIDHost bool
-	IPCNSPath, PIDNSPath      string
+	// UTSHost, IPCHost and PIDHost share the host's namespaces. IPCNSPath,
+	// PIDNSPath and UTSNSPath join existing ones (container:NAME resolved by
+	// the caller; a joined UTS namespace keeps its owner's hostname).
+	UTSHost, IPCHost, PIDHost       bool
+	IPCNSPath, PIDNSPath, UTSNSPath string
 	// ResolvConf, HostsFile and HostnameFile are host files bind-mounted at
 	// /etc/resolv.conf, /etc/hosts and /etc/hostname.
 	ResolvConf, HostsFile, HostnameFile string
@@ -544,6 +544,14 @@ func hostnames(o *Options, h *Host) (spec, env string, err error) {
 		}
 		return "", h.Hostname, nil
 	}
+	if o.UTSNSPath != "" {
+		// A joined UTS namespace keeps its owner's names: the runtime
+		// may not set them. Hostname is what the owner set, for $HOSTNAME.
+		if o.Domainname != "" {
+			return "", "", fmt.Errorf("--domainname %s: the container joins another's UTS namespace", o.Domainname)
+		}
+		return "", o.Hostname, nil
+	}
 	name := o.Hostname
 	switch {
 	case name != "":
@@ -672,7 +680,7 @@ func namespaces(o *Options, h *Host) ([]specs.LinuxNamespace, error) {
 	if err := add(specs.IPCNamespace, o.IPCHost, o.IPCNSPath, "--ipc host", "ipc namespace"); err != nil {
 		return nil, err
 	}
-	if err := add(specs.UTSNamespace, o.UTSHost, "", "--uts host", ""); err != nil {
+	if err := add(specs.UTSNamespace, o.UTSHost, o.UTSNSPath, "--uts host", "uts namespace"); err != nil {
 		return nil, err
 	}
 	ns = append(ns, specs.LinuxNamespace{Type: specs.MountNamespace})

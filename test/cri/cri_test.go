@@ -28,14 +28,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hull-runtime/hull/test/hoststate"
+	"github.com/hull-runtime/hull/test/testimage"
 )
 
 var hullBin string
+
+// cgroupParent holds the pods of this test binary (removed at the end).
+var cgroupParent = fmt.Sprintf("/hull-cri-test-%d", os.Getpid())
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
@@ -47,11 +54,18 @@ func TestMain(m *testing.M) {
 		log.Fatal(err)
 	}
 	hullBin = filepath.Join(dir, "hull")
-	if out, err := exec.Command("go", "build", "-o", hullBin, "github.com/hull-runtime/hull/cmd/hull").CombinedOutput(); err != nil {
-		log.Fatalf("build hull: %v\n%s", err, out)
+	for _, b := range []string{"hull", "hull-monitor", "hull-runtime"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "github.com/hull-runtime/hull/cmd/"+b).CombinedOutput(); err != nil {
+			log.Fatalf("build %s: %v\n%s", b, err, out)
+		}
 	}
+	undo := hoststate.Record(cgroupParent)
 	code := m.Run()
 	os.RemoveAll(dir)
+	if err := undo(); err != nil {
+		fmt.Println("cri tests: restoring the host:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -133,6 +147,7 @@ func startServer(t *testing.T, extra ...string) *server {
 	s.sock = filepath.Join(s.runroot, "cri.sock")
 	args := append([]string{"--root", s.root, "--runroot", s.runroot, "--registries-conf", "/nonexistent", "--authfile", filepath.Join(d, "auth.json"), "serve"}, extra...)
 	s.cmd = exec.Command(hullBin, args...)
+	s.cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(hullBin)+":"+os.Getenv("PATH"))
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -182,9 +197,15 @@ func (s *server) stop(t *testing.T, exited chan error, d string) {
 	if _, err := os.Lstat(s.sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket %s left behind (%v)", s.sock, err)
 	}
+	// The engine's netns directory is a per-boot mount, as /run/netns is,
+	// and stays; anything else is a leak.
 	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
-	for _, m := range mounts {
-		t.Errorf("left mounted: %s", m.Mountpoint)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		mp := mounts[i].Mountpoint
+		if mp != filepath.Join(s.runroot, "netns") {
+			t.Errorf("left mounted: %s", mp)
+		}
+		_ = unix.Unmount(mp, unix.MNT_DETACH)
 	}
 }
 
@@ -375,4 +396,296 @@ func mustTag(t *testing.T, s string) name.Tag {
 		t.Fatal(err)
 	}
 	return tag
+}
+
+// pod is a registry with a sandbox image and busybox, and a server that
+// runs pods from them below this test's cgroup parent.
+type pod struct {
+	*server
+	reg            *testRegistry
+	busybox, pause string
+	logDir         string
+}
+
+func newPodServer(t *testing.T) *pod {
+	t.Helper()
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("no /bin/busybox (busybox-static)")
+	}
+	reg := newRegistry(t, "", "")
+	p := &pod{reg: reg, busybox: reg.addr + "/busybox:1", pause: reg.addr + "/pause:1", logDir: t.TempDir()}
+	bb, err := testimage.Busybox(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pause: PID 1 ignores signals it has no handler for; this one stops
+	// on SIGTERM as the real pause does.
+	pause, err := testimage.Busybox(func(c *v1.Config) {
+		c.Entrypoint, c.Cmd = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, img := range map[string]v1.Image{p.busybox: bb, p.pause: pause} {
+		if err := testimage.Push(ref, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.server = startServer(t, "--sandbox-image", p.pause, "--cgroup-parent", cgroupParent)
+	for _, ref := range []string{p.busybox, p.pause} {
+		if _, err := p.img.PullImage(ctx(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func (p *pod) sandboxConfig(name string) *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: "uid-" + name, Attempt: 0},
+		Hostname:     name + "-host",
+		LogDirectory: filepath.Join(p.logDir, name),
+		DnsConfig:    &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}},
+		Labels:       map[string]string{"app": name},
+		Annotations:  map[string]string{"note": "from the test"},
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+	}
+}
+
+func (p *pod) containerConfig(name string, cmd ...string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:    &runtimeapi.ImageSpec{Image: p.busybox},
+		Command:  cmd,
+		Envs:     []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hello from " + name)}},
+		LogPath:  name + "/0.log",
+		Labels:   map[string]string{"container": name},
+		Linux:    &runtimeapi.LinuxContainerConfig{},
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestAPodsContainersShareItsNetworkNamesAndLogWhereTheKubeletReads(t *testing.T) {
+	p := newPodServer(t)
+	sbCfg := p.sandboxConfig("web")
+	hostPort := freeTCPPort(t)
+	sbCfg.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 8080, HostPort: int32(hostPort)}}
+	run, err := p.rt.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: sbCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbID := run.PodSandboxId
+	if _, err := p.rt.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: sbCfg}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("a second sandbox with the same metadata: %v, want AlreadyExists", err)
+	}
+	sbSt, err := p.rt.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sbID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sbSt.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY || net.ParseIP(sbSt.Status.Network.GetIp()) == nil ||
+		sbSt.Status.Metadata.GetName() != "web" || sbSt.Status.Labels["app"] != "web" || sbSt.Status.Annotations["note"] == "" {
+		t.Fatalf("PodSandboxStatus: %v", sbSt.Status)
+	}
+
+	server := p.containerConfig("server", "sh", "-c", "echo started; echo to-stderr >&2; while :; do echo pong | nc -l -p 8080; done")
+	cr, err := p.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: sbID, Config: server, SandboxConfig: sbCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.containerState(t, cr.ContainerId); st.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+		t.Errorf("after create: %v", st.State)
+	}
+	if _, err := p.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.containerState(t, cr.ContainerId); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 ||
+		st.LogPath != filepath.Join(sbCfg.LogDirectory, "server/0.log") || st.Labels["container"] != "server" {
+		t.Errorf("after start: %v", st)
+	}
+
+	side := p.containerConfig("side", "sh", "-c", "while :; do sleep 1; done")
+	sr, err := p.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: sbID, Config: side, SandboxConfig: sbCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: sr.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	// The sidecar reaches the server on the pod's loopback and sees the
+	// pod's hostname and DNS settings.
+	out, err := p.rt.ExecSync(ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: sr.ContainerId, Timeout: 20, Cmd: []string{"sh", "-c",
+		"for i in 1 2 3 4 5 6 7 8 9 10; do r=$(echo ping | nc 127.0.0.1 8080) && [ -n \"$r\" ] && echo $r && break; sleep 0.3; done; hostname; echo $GREETING; cat /etc/resolv.conf; exit 3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pong", "web-host", "hello from side", "nameserver 10.96.0.10", "search default.svc.cluster.local", "options ndots:5"} {
+		if !strings.Contains(string(out.Stdout), want) {
+			t.Errorf("exec in the sidecar: no %q in %q (stderr %q)", want, out.Stdout, out.Stderr)
+		}
+	}
+	if out.ExitCode != 3 {
+		t.Errorf("exec exit code %d, want 3", out.ExitCode)
+	}
+	// The pod's port mapping reaches the server from the node.
+	if got := dialRead(t, fmt.Sprintf("127.0.0.1:%d", hostPort)); got != "pong\n" {
+		t.Errorf("host port %d: read %q, want pong", hostPort, got)
+	}
+	// A command past its timeout is killed and reported.
+	t0 := time.Now()
+	_, err = p.rt.ExecSync(ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: sr.ContainerId, Timeout: 1, Cmd: []string{"sleep", "30"}})
+	if status.Code(err) != codes.DeadlineExceeded || time.Since(t0) > 10*time.Second {
+		t.Errorf("exec past its timeout: %v after %v, want DeadlineExceeded after about 1s", err, time.Since(t0))
+	}
+
+	list, err := p.rt.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: sbID}})
+	if err != nil || len(list.Containers) != 2 {
+		t.Errorf("ListContainers of the pod: %v, %v", list.GetContainers(), err)
+	}
+	list, err = p.rt.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"container": "side"}}})
+	if err != nil || len(list.Containers) != 1 || list.Containers[0].Id != sr.ContainerId {
+		t.Errorf("ListContainers by label: %v, %v", list.GetContainers(), err)
+	}
+
+	if _, err := p.rt.StopContainer(ctx(t), &runtimeapi.StopContainerRequest{ContainerId: cr.ContainerId, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st := p.containerState(t, cr.ContainerId)
+	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 || st.Reason != "Error" || st.FinishedAt < st.StartedAt {
+		t.Errorf("after stop (the shell ignores SIGTERM as PID 1): %v", st)
+	}
+	logData, err := os.ReadFile(filepath.Join(sbCfg.LogDirectory, "server/0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !criLogHas(string(logData), "stdout", "started") || !criLogHas(string(logData), "stderr", "to-stderr") {
+		t.Errorf("CRI log:\n%s", logData)
+	}
+
+	if _, err := p.rt.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sbID}); err != nil {
+		t.Fatal(err)
+	}
+	sbSt, err = p.rt.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sbID})
+	if err != nil || sbSt.Status.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY || sbSt.Status.Network.GetIp() != "" {
+		t.Errorf("after StopPodSandbox: %v, %v", sbSt.GetStatus(), err)
+	}
+	if st := p.containerState(t, sr.ContainerId); st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("the sidecar after StopPodSandbox: %v", st.State)
+	}
+	for range 2 {
+		if _, err := p.rt.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sbID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods, err := p.rt.ListPodSandbox(ctx(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods after RemovePodSandbox: %v, %v", pods.GetItems(), err)
+	}
+	ctrs, err := p.rt.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{})
+	if err != nil || len(ctrs.Containers) != 0 {
+		t.Errorf("containers after RemovePodSandbox: %v, %v", ctrs.GetContainers(), err)
+	}
+	if _, err := p.rt.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: cr.ContainerId}); status.Code(err) != codes.NotFound {
+		t.Errorf("status of a removed container: %v, want NotFound", err)
+	}
+}
+
+func TestAContainerThatExitsReportsItsCodeAndReason(t *testing.T) {
+	p := newPodServer(t)
+	sbCfg := p.sandboxConfig("job")
+	run, err := p.rt.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: sbCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = p.rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId})
+	})
+	for _, tc := range []struct {
+		name, script, reason string
+		code                 int32
+	}{
+		{"ok", "echo done", "Completed", 0},
+		{"fails", "echo failing >&2; exit 7", "Error", 7},
+	} {
+		cfg := p.containerConfig(tc.name, "sh", "-c", tc.script)
+		cr, err := p.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: cfg, SandboxConfig: sbCfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		var st *runtimeapi.ContainerStatus
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if st = p.containerState(t, cr.ContainerId); st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+				break
+			}
+		}
+		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != tc.code || st.Reason != tc.reason || st.FinishedAt == 0 {
+			t.Errorf("%s: %v, want exited with %d (%s)", tc.name, st, tc.code, tc.reason)
+		}
+		if _, err := p.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("%s: a second start: %v, want FailedPrecondition", tc.name, err)
+		}
+	}
+	if _, err := p.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: "no-such-pod", Config: p.containerConfig("x", "true"), SandboxConfig: sbCfg}); status.Code(err) != codes.NotFound {
+		t.Errorf("create in a missing pod: %v, want NotFound", err)
+	}
+	missing := p.containerConfig("noimage", "true")
+	missing.Image.Image = p.reg.addr + "/not/pulled:1"
+	if _, err := p.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: missing, SandboxConfig: sbCfg}); err == nil || !strings.Contains(err.Error(), "not/pulled") {
+		t.Errorf("create with an image not pulled: %v, want an error naming it", err)
+	}
+}
+
+func (p *pod) containerState(t *testing.T, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	st, err := p.rt.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Status
+}
+
+// criLogHas reports whether log has a whole line text on stream, in the
+// CRI format ("TIME STREAM F TEXT").
+func criLogHas(log, stream, text string) bool {
+	for line := range strings.Lines(log) {
+		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
+		if len(f) == 4 && f[1] == stream && f[2] == "F" && f[3] == text {
+			if _, err := time.Parse(time.RFC3339Nano, f[0]); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func dialRead(t *testing.T, addr string) string {
+	t.Helper()
+	var last error
+	for range 20 {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(c)
+			c.Close()
+			if b.Len() > 0 {
+				return b.String()
+			}
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("dial %s: %v", addr, last)
+	return ""
 }

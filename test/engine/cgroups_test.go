@@ -137,3 +137,31 @@ func TestAnOOMKilledContainerIsReportedSo(t *testing.T) {
 	}
 	e.must("rm", "oom")
 }
+
+func TestJoiningAnotherContainersNamespacesSharesItsNamesAndProcesses(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "owner", "--network", "none", "--hostname", "ownerhost",
+		"--dns", "10.9.9.9", "--dns-search", "example.test", "--dns-option", "ndots:3",
+		img(), "sh", "-c", "while :; do sleep 0.1; done")
+	ns := func(name string) string {
+		return strings.TrimSpace(e.must("exec", name, "sh", "-c", "for n in ipc pid uts net; do ls -l /proc/self/ns/$n | sed 's/.*-> //'; done"))
+	}
+	out := e.must("run", "--rm", "--network", "container:owner", "--ipc", "container:owner", "--pid", "container:owner", "--uts", "container:owner",
+		img(), "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /etc/resolv.conf; for n in ipc pid uts net; do ls -l /proc/self/ns/$n | sed 's/.*-> //'; done")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 9 || lines[0] != "ownerhost" || !strings.Contains(lines[1], "while :") {
+		t.Fatalf("joined container saw:\n%s", out)
+	}
+	for _, want := range []string{"nameserver 10.9.9.9", "search example.test", "options ndots:3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("resolv.conf of the joined container lacks %q:\n%s", want, out)
+		}
+	}
+	if got, want := strings.Join(lines[len(lines)-4:], "\n"), ns("owner"); got != want {
+		t.Errorf("namespaces of the joined container:\n%s\nowner's:\n%s", got, want)
+	}
+	if _, errOut, err := e.hull("run", "--rm", "--pid", "container:nosuch", img(), "true"); err == nil || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("--pid container:nosuch: %v %s", err, errOut)
+	}
+	e.must("rm", "-f", "owner")
+}

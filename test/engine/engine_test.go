@@ -5,7 +5,6 @@
 package engine
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -20,14 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/hull-runtime/hull/test/hoststate"
+	"github.com/hull-runtime/hull/test/testimage"
 )
 
 var binDir, regAddr string
@@ -72,7 +68,7 @@ func TestMain(m *testing.M) {
 	if err := pushBusybox(regAddr + "/busybox:latest"); err != nil {
 		log.Fatal(err)
 	}
-	undo := hostState()
+	undo := hoststate.Record(cgroupParent)
 	code := m.Run()
 	if seedStop != nil {
 		seedStop()
@@ -88,138 +84,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// hostState records what the tests change on the host as a side effect of
-// real use (the default network's bridge, the host-wide CNI iptables
-// chains, ip_forward, the tests' cgroup parent) and returns a func that
-// undoes what was not there before.
-func hostState() func() error {
-	hadBridge := exec.Command("ip", "link", "show", "hull0").Run() == nil
-	before, _ := exec.Command("iptables-save").Output()
-	hadCNI := bytes.Contains(before, []byte("CNI-"))
-	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	return func() error {
-		if !hadBridge {
-			_ = exec.Command("ip", "link", "del", "hull0").Run()
-		}
-		if !hadCNI {
-			for _, c := range [][]string{
-				{"-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
-				{"-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
-				{"-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"},
-				{"-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD"},
-			} {
-				_ = exec.Command("iptables", c...).Run()
-			}
-			for _, t := range []struct{ table, chain string }{{"nat", "CNI-HOSTPORT-DNAT"}, {"nat", "CNI-HOSTPORT-MASQ"}, {"nat", "CNI-HOSTPORT-SETMARK"}, {"filter", "CNI-FORWARD"}, {"filter", "CNI-ADMIN"}} {
-				_ = exec.Command("iptables", "-t", t.table, "-F", t.chain).Run()
-				_ = exec.Command("iptables", "-t", t.table, "-X", t.chain).Run()
-			}
-		}
-		if len(fwd) > 0 {
-			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644)
-		}
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroupParent)
-		dirs = append(dirs, "/sys/fs/cgroup"+cgroupParent)
-		for _, d := range dirs {
-			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("cgroup %s: %w", d, err)
-			}
-		}
-		// The networks' own rules (engine/network/hostrules.go) stay while
-		// a network exists, as Docker's do: the default network's go here.
-		now, _ := exec.Command("iptables-save").Output()
-		for _, r := range newHullRules(before, now) {
-			_ = exec.Command("iptables", r...).Run()
-		}
-		after, _ := exec.Command("iptables-save").Output()
-		if len(newHullRules(before, after)) > 0 {
-			return fmt.Errorf("hull network rules left: %q", newHullRules(before, after))
-		}
-		if !hadCNI && bytes.Contains(after, []byte("CNI-")) {
-			return fmt.Errorf("CNI iptables rules left: %s", after)
-		}
-		return nil
-	}
-}
-
-// newHullRules returns, as iptables -D arguments, the rules of hull's
-// networks in the iptables-save output now that were not in before.
-func newHullRules(before, now []byte) [][]string {
-	had := map[string]bool{}
-	for _, l := range strings.Split(string(before), "\n") {
-		had[l] = true
-	}
-	var out [][]string
-	table := ""
-	for _, l := range strings.Split(string(now), "\n") {
-		if strings.HasPrefix(l, "*") {
-			table = l[1:]
-		}
-		if !strings.HasPrefix(l, "-A ") || had[l] || !strings.Contains(l, `--comment "hull network `) {
-			continue
-		}
-		// Rules hull writes have no quoted words but the comment.
-		pre, rest, _ := strings.Cut(l[3:], `"`)
-		comment, post, _ := strings.Cut(rest, `"`)
-		args := append([]string{"-t", table, "-D"}, strings.Fields(pre)...)
-		args = append(args, comment)
-		out = append(out, append(args, strings.Fields(post)...))
-	}
-	return out
-}
-
 // pushBusybox pushes an image of Debian's static busybox with its applets.
 func pushBusybox(ref string) error {
-	bb, err := os.ReadFile("/bin/busybox")
+	img, err := testimage.Busybox(nil)
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mt := time.Unix(1700000000, 0)
-	for _, d := range []string{"bin", "etc", "tmp", "data"} {
-		mode := int64(0o755)
-		if d == "tmp" {
-			mode = 0o1777
-		}
-		tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: mode, ModTime: mt})
-	}
-	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mt})
-	tw.Write(bb)
-	for _, a := range []string{"sh", "echo", "cat", "ls", "sleep", "id", "hostname", "nc", "true", "false", "env", "wget", "kill", "trap"} {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", ModTime: mt})
-	}
-	for n, body := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", "etc/group": "root:x:0:\nnogroup:x:65534:\n"} {
-		tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mt})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		return err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return err
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Cmd = []string{"/bin/sh"}
-	cf.Config.Env = []string{"PATH=/bin"}
-	cf.Config.Volumes = map[string]struct{}{"/data": {}}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return err
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		return err
-	}
-	return remote.Write(r, img)
+	return testimage.Push(ref, img)
 }
-
-var _ v1.Image // the image types above come from go-containerregistry
 
 // env is one private engine root.
 type env struct {
