@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -120,11 +121,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 // bindMount turns a CRI mount into the engine's bind mount. A host path
 // that does not exist is made a directory, as containerd and CRI-O do.
 func bindMount(m *runtimeapi.Mount) (specgen.Mount, error) {
-	if m.ContainerPath == "" || m.HostPath == "" {
-		return specgen.Mount{}, status.Errorf(codes.InvalidArgument, "mount %q -> %q: both paths are needed", m.HostPath, m.ContainerPath)
-	}
 	if m.Image != nil && m.Image.Image != "" {
 		return specgen.Mount{}, status.Errorf(codes.Unimplemented, "mount at %s: image volumes are not supported", m.ContainerPath)
+	}
+	if m.ContainerPath == "" || m.HostPath == "" {
+		return specgen.Mount{}, status.Errorf(codes.InvalidArgument, "mount %q -> %q: both paths are needed", m.HostPath, m.ContainerPath)
 	}
 	if _, err := os.Stat(m.HostPath); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(m.HostPath, 0o755); err != nil {
@@ -132,6 +133,17 @@ func bindMount(m *runtimeapi.Mount) (specgen.Mount, error) {
 		}
 	}
 	sm := specgen.Mount{Source: m.HostPath, Destination: m.ContainerPath, ReadOnly: m.Readonly, Type: "bind"}
+	if m.RecursiveReadOnly {
+		// Read-only all the way down (mount_setattr), which only makes
+		// sense for a read-only mount that receives no new mounts.
+		if !m.Readonly {
+			return specgen.Mount{}, status.Errorf(codes.InvalidArgument, "mount at %s: recursive read-only needs readonly", m.ContainerPath)
+		}
+		if m.Propagation != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+			return specgen.Mount{}, status.Errorf(codes.InvalidArgument, "mount at %s: recursive read-only needs private propagation, not %s", m.ContainerPath, m.Propagation)
+		}
+		sm.Options = append(sm.Options, "rro")
+	}
 	switch m.Propagation {
 	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 		sm.Options = append(sm.Options, "rslave")
@@ -166,6 +178,10 @@ func (s *Server) applyLinux(o *engine.RunOptions, l *runtimeapi.LinuxContainerCo
 	}
 	o.Spec.Privileged = sc.Privileged
 	o.Spec.ReadOnly = sc.ReadonlyRootfs
+	if sc.MaskedPaths != nil || sc.ReadonlyPaths != nil {
+		// The kubelet sends the defaults, or none for an unmasked procMount.
+		o.Spec.SystemPaths = &specgen.SystemPaths{Masked: sc.MaskedPaths, ReadOnly: sc.ReadonlyPaths}
+	}
 	if caps := sc.Capabilities; caps != nil {
 		o.Spec.CapAdd, o.Spec.CapDrop = caps.AddCapabilities, caps.DropCapabilities
 	}
@@ -193,6 +209,7 @@ func (s *Server) applyLinux(o *engine.RunOptions, l *runtimeapi.LinuxContainerCo
 		user = sc.RunAsUsername
 	}
 	if sc.RunAsGroup != nil {
+		// The CRI refuses a group without a user (critest pins it).
 		if user == "" {
 			return status.Error(codes.InvalidArgument, "security context: runAsGroup needs runAsUser or runAsUsername")
 		}
@@ -233,9 +250,12 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 }
 
 // StopContainer stops a running container: its stop signal, SIGKILL after
-// the timeout. A stopped one is left as it is.
+// the timeout. A stopped one is left as it is; a missing one is no error.
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	c, err := s.lookup(req.ContainerId, kindContainer)
+	if status.Code(err) == codes.NotFound {
+		return &runtimeapi.StopContainerResponse{}, nil // idempotent, as the CRI asks
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -422,12 +442,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	select {
 	case err = <-done:
 	case <-timeout:
-		killExec(pidFile, x)
-		<-done
+		killExec(pidFile, x, done)
 		return nil, status.Errorf(codes.DeadlineExceeded, "exec in %s: command %q timed out after %ds", c.Name, req.Cmd, req.Timeout)
 	case <-ctx.Done():
-		killExec(pidFile, x)
-		<-done
+		killExec(pidFile, x, done)
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	code := 0
@@ -448,15 +466,23 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
 }
 
-// killExec kills the exec'd process in the container (the runtime's exec
-// only forwards signals) and the runtime's process.
-func killExec(pidFile string, x *exec.Cmd) {
+// killExec kills the exec'd process in the container and waits for the
+// runtime's exec, its parent, to reap it and exit. Killing the runtime
+// first would leave the process to the container's init, which may never
+// reap it: a zombie that still shows in ps. The runtime is killed only if
+// it does not exit by itself.
+func killExec(pidFile string, x *exec.Cmd, done <-chan error) {
 	if b, err := os.ReadFile(pidFile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	_ = x.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = x.Process.Kill()
+		<-done
+	}
 }
 
 // ReopenContainerLog makes the container's monitor open its log file anew,
@@ -483,4 +509,46 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// UpdateContainerResources changes a running container's cgroup limits
+// through its runtime's update.
+func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	c, err := s.lookup(req.ContainerId, kindContainer)
+	if err != nil {
+		return nil, err
+	}
+	r := req.GetLinux()
+	if r == nil {
+		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	if st := s.opts.Engine.State(ctx, c); !st.Running {
+		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running", c.ID)
+	}
+	lr := &specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: r.CpusetCpus, Mems: r.CpusetMems}, Unified: r.Unified}
+	if r.CpuShares > 0 {
+		shares := uint64(r.CpuShares)
+		lr.CPU.Shares = &shares
+	}
+	if r.CpuQuota != 0 {
+		lr.CPU.Quota = &r.CpuQuota
+	}
+	if r.CpuPeriod > 0 {
+		period := uint64(r.CpuPeriod)
+		lr.CPU.Period = &period
+	}
+	if r.MemoryLimitInBytes > 0 {
+		lr.Memory = &specs.LinuxMemory{Limit: &r.MemoryLimitInBytes}
+		if r.MemorySwapLimitInBytes > 0 {
+			lr.Memory.Swap = &r.MemorySwapLimitInBytes
+		}
+	}
+	rt, err := s.opts.Engine.Runtime(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.Update(ctx, c.ID, lr); err != nil {
+		return nil, fmt.Errorf("update resources of %s: %w", c.Name, err)
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hull-runtime/hull/image"
 	"github.com/hull-runtime/hull/image/ref"
 	"github.com/hull-runtime/hull/image/registry"
+	"github.com/hull-runtime/hull/store"
 )
 
 // An image, in CRI, is one image id (the config digest, "sha256:..."), with
@@ -217,7 +218,8 @@ func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageReq
 	for _, sum := range sums {
 		names = append(names, sum.Name)
 	}
-	if _, err := s.opts.Images.Remove(ctx, names, true, nil); err != nil && !errors.Is(err, image.ErrNotFound) {
+	// A concurrent RemoveImage may take a name first: gone is what was asked.
+	if _, err := s.opts.Images.Remove(ctx, names, true, nil); err != nil && !errors.Is(err, image.ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("remove image %s: %w", req.GetImage().GetImage(), err)
 	}
 	return &runtimeapi.RemoveImageResponse{}, nil

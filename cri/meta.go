@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -74,11 +76,31 @@ func stringMap(c *container.Container, key string) map[string]string {
 // sandboxName and containerName are the engine names, unique per pod
 // attempt as the CRI requires (the kubelet's dockershim used the same).
 func sandboxName(m *runtimeapi.PodSandboxMetadata) string {
-	return fmt.Sprintf("k8s_POD_%s_%s_%s_%d", m.Name, m.Namespace, m.Uid, m.Attempt)
+	return engineName(fmt.Sprintf("k8s_POD_%s_%s_%s_%d", m.Name, m.Namespace, m.Uid, m.Attempt))
 }
 
 func containerName(m *runtimeapi.ContainerMetadata, pod *runtimeapi.PodSandboxMetadata) string {
-	return fmt.Sprintf("k8s_%s_%s_%s_%s_%d", m.Name, pod.Name, pod.Namespace, pod.Uid, m.Attempt)
+	return engineName(fmt.Sprintf("k8s_%s_%s_%s_%s_%d", m.Name, pod.Name, pod.Namespace, pod.Uid, m.Attempt))
+}
+
+// maxNameLen keeps engine names well inside the engine's limit (253).
+const maxNameLen = 200
+
+// engineName keeps a name the engine accepts, and unique: one too long, or
+// with characters the engine refuses, becomes a readable prefix of it and
+// a hash of the whole.
+func engineName(n string) string {
+	if len(n) <= maxNameLen && container.ValidateName(n) == nil {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	prefix := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			return r
+		}
+		return '-'
+	}, n)
+	return prefix[:min(len(prefix), 100)] + "_" + hex.EncodeToString(sum[:8])
 }
 
 // lookup finds the engine container of a CRI id of kind: the full id or a

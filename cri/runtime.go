@@ -37,6 +37,13 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		network.Message = fmt.Sprintf("no CNI bridge plugin in %s: install containernetworking-plugins", strings.Join(s.opts.CNIPluginDirs, ", "))
 	}
 	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, network}}}
+	// Every runtime hull drives does recursive read-only mounts (runc and
+	// crun with mount_setattr, as hull-runtime).
+	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
+	resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: features})
+	for name := range s.opts.RuntimeHandlers {
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: name, Features: features})
+	}
 	if req.Verbose {
 		cfg, err := json.Marshal(map[string]any{"imageRoot": s.opts.Images.Root, "cniPluginDirs": s.opts.CNIPluginDirs, "pinnedImages": s.opts.PinnedImages})
 		if err != nil {
@@ -64,4 +71,10 @@ func (s *Server) UpdateRuntimeConfig(ctx context.Context, req *runtimeapi.Update
 		s.log.Info("cri: pod CIDR from the kubelet (hull's network keeps its own subnet)", "podCIDR", cidr)
 	}
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+}
+
+// RuntimeConfig tells the kubelet which cgroup driver to use: hull writes
+// cgroupfs paths.
+func (s *Server) RuntimeConfig(ctx context.Context, req *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
 }

@@ -146,9 +146,13 @@ func checkCgroupParent(p string) error {
 }
 
 // StopPodSandbox stops every container of the pod, then the sandbox, and
-// frees the pod's network (its address and port mappings).
+// frees the pod's network (its address and port mappings). Stopping one
+// that is gone succeeds.
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	sb, err := s.lookup(req.PodSandboxId, kindSandbox)
+	if status.Code(err) == codes.NotFound {
+		return &runtimeapi.StopPodSandboxResponse{}, nil // idempotent, as the CRI asks
+	}
 	if err != nil {
 		return nil, err
 	}

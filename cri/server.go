@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/hull-runtime/hull/engine"
 	"github.com/hull-runtime/hull/image"
@@ -40,6 +42,10 @@ type Options struct {
 	Network string
 	// CgroupParent is the cgroup of pods whose config names none.
 	CgroupParent string
+	// StreamAddress is where the exec/attach/port-forward server listens
+	// (host:port; port 0 picks a free one). Default 127.0.0.1:0: only the
+	// node's kubelet, which proxies the streams, needs to reach it.
+	StreamAddress string
 	// Version is hull's version, reported by Version.
 	Version string
 	// PinnedImages are never garbage-collected by the kubelet (the
@@ -56,9 +62,13 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
-	opts Options
-	log  *slog.Logger
-	fs   *fsUsageCache
+	opts   Options
+	log    *slog.Logger
+	fs     *fsUsageCache
+	cpu    cpuSamples
+	stream streaming.Server
+	// streamListener is the streaming server's; Serve serves and closes it.
+	streamListener net.Listener
 }
 
 // New returns a Server over o's stores.
@@ -70,7 +80,26 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: o, log: log, fs: &fsUsageCache{root: filepath.Join(o.Images.Root, "snapshots")}}, nil
+	s := &Server{opts: o, log: log, fs: &fsUsageCache{root: filepath.Join(o.Images.Root, "snapshots")}}
+	addr := o.StreamAddress
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	// Listened on here, not by the streaming server's Start: the URLs it
+	// hands out must carry the port in use from the first request on.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cri: streaming server on %s: %w", addr, err)
+	}
+	cfg := streaming.DefaultConfig
+	cfg.Addr = l.Addr().String()
+	stream, err := streaming.NewServer(cfg, streamRuntime{s})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("cri: streaming server: %w", err)
+	}
+	s.stream, s.streamListener = stream, l
+	return s, nil
 }
 
 // Register adds the CRI services to g.
@@ -115,12 +144,19 @@ func Listen(path string) (net.Listener, error) {
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	g := grpc.NewServer()
 	s.Register(g)
+	streamSrv := &http.Server{Handler: s.stream, ReadHeaderTimeout: 30 * time.Second}
+	streamErr := make(chan error, 1)
+	go func() { streamErr <- streamSrv.Serve(s.streamListener) }()
+	defer streamSrv.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	s.log.Info("cri: serving", "socket", l.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("cri: serve: %w", err)
+	case err := <-streamErr:
+		g.Stop()
+		return fmt.Errorf("cri: streaming server on %s: %w", s.streamListener.Addr(), err)
 	case <-ctx.Done():
 	}
 	stopped := make(chan struct{})

@@ -33,11 +33,16 @@ func (e *Engine) ExecBase(c *container.Container) (*specs.Process, *oci.CLI, err
 	p := *spec.Process
 	p.Terminal, p.ConsoleSize = false, nil
 	p.Env = append([]string(nil), p.Env...)
-	rt, err := oci.New(c.Runtime, e.runtimeRoot(), false)
+	rt, err := e.Runtime(c)
 	if err != nil {
 		return nil, nil, err
 	}
 	return &p, rt, nil
+}
+
+// Runtime returns the OCI runtime that runs c, with the engine's state root.
+func (e *Engine) Runtime(c *container.Container) (*oci.CLI, error) {
+	return oci.New(c.Runtime, e.runtimeRoot(), false)
 }
 
 // NetworkDown tears down the network of a container that is not running:
@@ -81,4 +86,14 @@ func (e *Engine) Addresses(c *container.Container) ([]net.IP, error) {
 		}
 	}
 	return out, nil
+}
+
+// NetnsPath returns the network namespace c's processes run in: a path, or
+// "host" for the host's.
+func (e *Engine) NetnsPath(c *container.Container) (string, error) {
+	o, err := options(c)
+	if err != nil {
+		return "", err
+	}
+	return o.Spec.NetNSPath, nil
 }

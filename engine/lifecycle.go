@@ -338,13 +338,16 @@ func (e *Engine) Stop(ctx context.Context, c *container.Container, timeout time.
 	if st.Status == StatusPaused {
 		_ = rt.Resume(ctx, c.ID)
 	}
-	if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errors.Is(err, oci.ErrNotExist) {
+	// A container that exits on its own meanwhile is stopped, not a
+	// failure to stop it.
+	gone := func(err error) bool { return errors.Is(err, oci.ErrNotExist) || errors.Is(err, oci.ErrNotRunning) }
+	if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !gone(err) {
 		return err
 	}
 	if e.waitExit(ctx, c, timeout) {
 		return nil
 	}
-	if err := rt.Kill(ctx, c.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, oci.ErrNotExist) {
+	if err := rt.Kill(ctx, c.ID, unix.SIGKILL, true); err != nil && !gone(err) {
 		return err
 	}
 	if !e.waitExit(ctx, c, 10*time.Second) {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -61,46 +59,6 @@ func newAttachCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// sample is one reading of a container's cgroup statistics, as the
-// runtime's `events --stats` prints them.
-type sample struct {
-	at   time.Time
-	cpu  uint64
-	mem  uint64
-	lim  uint64
-	pids uint64
-}
-
-func readStats(ctx context.Context, g *globals, c *container.Container) (sample, error) {
-	out, err := exec.CommandContext(ctx, c.Runtime, "--root", filepath.Join(g.runroot, "runtime"), "events", "--stats", c.ID).Output()
-	if err != nil {
-		return sample{}, fmt.Errorf("stats of %s: %w", c.Name, err)
-	}
-	var ev struct {
-		Data struct {
-			CPU struct {
-				Usage struct {
-					Total uint64 `json:"total"`
-				} `json:"usage"`
-			} `json:"cpu"`
-			Memory struct {
-				Usage struct {
-					Usage uint64 `json:"usage"`
-					Limit uint64 `json:"limit"`
-				} `json:"usage"`
-			} `json:"memory"`
-			Pids struct {
-				Current uint64 `json:"current"`
-			} `json:"pids"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(out, &ev); err != nil {
-		return sample{}, fmt.Errorf("stats of %s: %w", c.Name, err)
-	}
-	d := ev.Data
-	return sample{at: time.Now(), cpu: d.CPU.Usage.Total, mem: d.Memory.Usage.Usage, lim: d.Memory.Usage.Limit, pids: d.Pids.Current}, nil
-}
-
 func newStatsCommand(g *globals) *cobra.Command {
 	var noStream bool
 	cmd := &cobra.Command{
@@ -148,9 +106,9 @@ func newStatsCommand(g *globals) *cobra.Command {
 
 // printStats reads each container twice, half a second apart, for its CPU %.
 func printStats(ctx context.Context, g *globals, e *engine.Engine, cs []*container.Container) error {
-	first := map[string]sample{}
+	first := map[string]engine.Stats{}
 	for _, c := range cs {
-		if s, err := readStats(ctx, g, c); err == nil {
+		if s, err := e.Stats(ctx, c); err == nil {
 			first[c.ID] = s
 		}
 	}
@@ -162,24 +120,24 @@ func printStats(ctx context.Context, g *globals, e *engine.Engine, cs []*contain
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tPIDS")
 	for _, c := range cs {
-		s, err := readStats(ctx, g, c)
+		s, err := e.Stats(ctx, c)
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t%s\t--\t-- / --\t--\t--\n", c.ID[:12], c.Name)
 			continue
 		}
 		cpu := 0.0
-		if f, ok := first[c.ID]; ok && s.at.After(f.at) && s.cpu >= f.cpu {
-			cpu = float64(s.cpu-f.cpu) / float64(s.at.Sub(f.at).Nanoseconds()) * 100
+		if f, ok := first[c.ID]; ok && s.At.After(f.At) && s.CPU >= f.CPU {
+			cpu = float64(s.CPU-f.CPU) / float64(s.At.Sub(f.At).Nanoseconds()) * 100
 		}
 		memPct := 0.0
-		if s.lim > 0 && s.lim < 1<<62 {
-			memPct = float64(s.mem) / float64(s.lim) * 100
+		if s.MemoryLimit > 0 && s.MemoryLimit < 1<<62 {
+			memPct = float64(s.Memory) / float64(s.MemoryLimit) * 100
 		}
 		lim := "unlimited"
-		if s.lim > 0 && s.lim < 1<<62 {
-			lim = humanSize(int64(s.lim))
+		if s.MemoryLimit > 0 && s.MemoryLimit < 1<<62 {
+			lim = humanSize(int64(s.MemoryLimit))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%.2f%%\t%d\n", c.ID[:12], c.Name, cpu, humanSize(int64(s.mem)), lim, memPct, s.pids)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%.2f%%\t%d\n", c.ID[:12], c.Name, cpu, humanSize(int64(s.Memory)), lim, memPct, s.Pids)
 	}
 	return tw.Flush()
 }

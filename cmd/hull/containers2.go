@@ -176,7 +176,7 @@ func newExecCommand(g *globals) *cobra.Command {
 				if !hasEnv(p.Env, "TERM") {
 					p.Env = append(p.Env, "TERM=xterm")
 				}
-				ln, sock, closeSock, err := consoleSocket()
+				ln, sock, closeSock, err := engine.ConsoleSocket()
 				if err != nil {
 					return err
 				}

@@ -13,7 +13,7 @@ import (
 )
 
 func newServeCommand(g *globals) *cobra.Command {
-	var listen, sandboxImage, runtime, netName, cgroupParent string
+	var listen, sandboxImage, runtime, netName, cgroupParent, streamAddr string
 	var pinned, handlers []string
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
@@ -41,7 +41,7 @@ func newServeCommand(g *globals) *cobra.Command {
 			srv, err := cri.New(cri.Options{
 				Images: e.Images, Engine: e, Version: version, PinnedImages: append(pinned, sandboxImage),
 				SandboxImage: sandboxImage, DefaultRuntime: runtime, RuntimeHandlers: hmap,
-				Network: netName, CgroupParent: cgroupParent,
+				Network: netName, CgroupParent: cgroupParent, StreamAddress: streamAddr,
 				CNIPluginDirs: network.DefaultPluginDirs(), Log: g.log,
 			})
 			if err != nil {
@@ -63,5 +63,6 @@ func newServeCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&handlers, "runtime-handler", nil, "NAME=RUNTIME: the runtime of a RuntimeClass handler; repeatable")
 	f.StringVar(&netName, "network", "", "hull network pods join (default: the default network)")
 	f.StringVar(&cgroupParent, "cgroup-parent", "/hull-pods", "cgroup of pods whose config names none")
+	f.StringVar(&streamAddr, "stream-address", "127.0.0.1:0", "host:port of the exec/attach/port-forward server the kubelet proxies to (port 0: any free one)")
 	return cmd
 }

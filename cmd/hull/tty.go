@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"time"
 
 	"github.com/hull-runtime/hull/engine"
@@ -156,10 +154,10 @@ func execWithTerminal(ctx context.Context, x *exec.Cmd, ln *net.UnixListener, in
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- x.Wait() }()
-	master, err := acceptPty(ln, exited)
+	master, err := engine.AcceptPty(ln, exited)
 	if err != nil {
-		if werr, ok := err.(exitedEarly); ok {
-			return exitCodeOf(werr.err), nil
+		if werr, ok := err.(engine.ExitedEarly); ok {
+			return exitCodeOf(werr.Err), nil
 		}
 		_ = x.Process.Kill()
 		<-exited
@@ -194,75 +192,6 @@ func execWithTerminal(ctx context.Context, x *exec.Cmd, ln *net.UnixListener, in
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
-}
-
-// exitedEarly is acceptPty's error when the runtime exited before it sent
-// the pty (it printed why on stderr).
-type exitedEarly struct{ err error }
-
-func (e exitedEarly) Error() string { return fmt.Sprintf("the runtime exited: %v", e.err) }
-
-// acceptPty receives the pty master on the console socket, unless the
-// runtime exits first.
-func acceptPty(ln *net.UnixListener, exited <-chan error) (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 512), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("receive the pty: %w", err)}
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) == 0 {
-			ch <- result{err: errors.New("receive the pty: no file descriptor in the message")}
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) == 0 {
-			ch <- result{err: errors.New("receive the pty: no file descriptor in the message")}
-			return
-		}
-		for _, fd := range fds[1:] {
-			unix.Close(fd)
-		}
-		ch <- result{f: os.NewFile(uintptr(fds[0]), "pty-master")}
-	}()
-	select {
-	case r := <-ch:
-		return r.f, r.err
-	case err := <-exited:
-		ln.Close()
-		if r := <-ch; r.f != nil {
-			r.f.Close()
-		}
-		return nil, exitedEarly{err}
-	}
-}
-
-// consoleSocket listens on a fresh console socket in a private temp dir.
-func consoleSocket() (*net.UnixListener, string, func(), error) {
-	dir, err := os.MkdirTemp("", "hull-console-")
-	if err != nil {
-		return nil, "", nil, err
-	}
-	path := filepath.Join(dir, "console.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, "", nil, fmt.Errorf("console socket: %w", err)
-	}
-	return ln, path, func() { ln.Close(); os.RemoveAll(dir) }, nil
 }
 
 func exitCodeOf(err error) int {

@@ -1,9 +1,11 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,4 +144,31 @@ func isNetns(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// DialInNetns connects to address from inside the network namespace at
+// nsPath ("" or "host": this process's own), as a pod's port forward must:
+// the socket is made on a thread that joined the namespace (a socket stays
+// in the namespace it was made in) and that thread is thrown away.
+func DialInNetns(ctx context.Context, nsPath, network, address string) (net.Conn, error) {
+	if nsPath == "" || nsPath == "host" {
+		var d net.Dialer
+		return d.DialContext(ctx, network, address)
+	}
+	ns, err := os.Open(nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	var conn net.Conn
+	err = onDisposableThread(func() error {
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join network namespace %s: %w", nsPath, err)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, address)
+		conn = c
+		return err
+	})
+	return conn, err
 }

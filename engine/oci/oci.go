@@ -63,6 +63,11 @@ type ExecOptions struct {
 // ErrNotExist is returned (wrapped) when the runtime does not know the container.
 var ErrNotExist = errors.New("container does not exist in the runtime")
 
+// ErrNotRunning is returned (wrapped) when the runtime refuses a signal
+// because the container has stopped: it exited between a caller's look at
+// it and the kill.
+var ErrNotRunning = errors.New("container is not running")
+
 // CLI is a runtime binary with runc's command line.
 type CLI struct {
 	name, path, root string
@@ -141,8 +146,11 @@ func (c *CLI) run(ctx context.Context, args ...string) ([]byte, error) {
 			msg = err.Error()
 		}
 		e := fmt.Errorf("%s %s: %s", c.name, args[0], msg)
-		if isNotExist(msg) {
+		switch {
+		case isNotExist(msg):
 			return nil, fmt.Errorf("%w: %w", e, ErrNotExist)
+		case isNotRunning(msg):
+			return nil, fmt.Errorf("%w: %w", e, ErrNotRunning)
 		}
 		return nil, e
 	}
@@ -173,6 +181,13 @@ func runtimeMessage(stderr []byte) string {
 func isNotExist(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "does not exist") || strings.Contains(m, "not found") || strings.Contains(m, "no such container")
+}
+
+// isNotRunning matches runc's, crun's and hull-runtime's refusals to signal
+// a stopped container.
+func isNotRunning(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "not running") || strings.Contains(m, "container is stopped")
 }
 
 // State implements Runtime.

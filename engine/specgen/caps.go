@@ -66,11 +66,11 @@ func normalizeCapList(flag string, in []string) ([]string, error) {
 }
 
 // capabilities computes the container's capability set with Docker's rules
-// (moby's TweakCapabilities): privileged gets every capability the kernel
-// supports; "ALL" in --cap-add starts from every capability minus the
+// (moby's TweakCapabilities): privileged gets every capability it can; "ALL" in --cap-add starts from every capability minus the
 // drops; "ALL" in --cap-drop starts from nothing plus the adds; otherwise
 // the defaults minus the drops plus the adds (so an add wins over a drop of
-// the same capability). supported lists the kernel's capabilities.
+// the same capability). supported lists the capabilities a container can
+// have (supportedCaps).
 func capabilities(o *Options, supported []string) ([]string, error) {
 	adds, err := normalizeCapList("--cap-add", o.CapAdd)
 	if err != nil {
@@ -119,16 +119,28 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// supportedCaps returns the capabilities the running kernel supports, in
-// the "CAP_X" spelling.
+// supportedCaps returns the capabilities a container can have here, in the
+// "CAP_X" spelling: those the kernel supports and this process's bounding
+// set holds. A capability outside the bounding set can be given to no
+// process, so --privileged asking for it would only fail at start (as on a
+// host whose bounding set lacks CAP_SYS_RESOURCE); Podman does the same.
 func supportedCaps() ([]string, error) {
 	list, err := capability.ListSupported()
 	if err != nil {
 		return nil, fmt.Errorf("listing the kernel's capabilities: %w", err)
 	}
-	out := make([]string, len(list))
-	for i, c := range list {
-		out[i] = "CAP_" + strings.ToUpper(c.String())
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading this process's capabilities: %w", err)
+	}
+	out := make([]string, 0, len(list))
+	for _, c := range list {
+		if self.Get(capability.BOUNDING, c) {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
 	}
 	return out, nil
 }

@@ -154,8 +154,8 @@ func TestDefaultMounts(t *testing.T) {
 	if m := findMount(s, "/dev/shm"); m.Type != "bind" || m.Source != "/dev/shm" {
 		t.Errorf("--ipc host: /dev/shm = %+v, want the host's", m)
 	}
-	if m := findMount(s, "/dev/mqueue"); m.Type != "bind" || m.Source != "/dev/mqueue" {
-		t.Errorf("--ipc host: /dev/mqueue = %+v, want the host's", m)
+	if m := findMount(s, "/dev/mqueue"); m.Type != "mqueue" {
+		t.Errorf("--ipc host: /dev/mqueue = %+v, want an mqueue mount (made in the host's IPC namespace)", m)
 	}
 	s = mustGen(t, testImage(), rootfs, Options{IPCNSPath: "/proc/self/ns/ipc", ShmPath: "/run/hull/c1/shm"})
 	if m := findMount(s, "/dev/shm"); m.Type != "bind" || m.Source != "/run/hull/c1/shm" {

@@ -55,9 +55,11 @@ func defaultMounts(o *Options) []specs.Mount {
 	switch {
 	case o.IPCHost:
 		// The host's IPC namespace: show its queues and shared memory
-		// rather than new, empty instances.
+		// rather than new, empty instances. An mqueue mount shows the
+		// queues of the IPC namespace it is made in, the host's here, so
+		// it needs no /dev/mqueue on the host (which many hosts lack).
 		ms = append(ms,
-			specs.Mount{Destination: "/dev/mqueue", Type: "bind", Source: "/dev/mqueue", Options: []string{"rbind", "nosuid", "noexec", "nodev"}},
+			specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			specs.Mount{Destination: "/dev/shm", Type: "bind", Source: "/dev/shm", Options: []string{"rbind", "nosuid", "noexec", "nodev"}},
 		)
 	default:

@@ -128,9 +128,18 @@ type Options struct {
 	// GroupAdd lists additional groups, names or ids (--group-add).
 	GroupAdd []string
 
+	// SystemPaths, if not nil, replaces the default masked and read-only
+	// paths (a CRI client sends its own, empty for an unmasked procMount).
+	SystemPaths *SystemPaths `json:",omitempty"`
+
 	// Host describes the machine; nil means ProbeHost. Tests and callers
 	// that generate many specs set it.
 	Host *Host
+}
+
+// SystemPaths are the paths masked and made read-only in a container.
+type SystemPaths struct {
+	Masked, ReadOnly []string
 }
 
 // Mount is a bind mount or tmpfs the caller resolved (-v, --mount).
@@ -446,6 +455,9 @@ func Generate(img ocispec.Image, rootfs string, o Options) (*specs.Spec, error) 
 	if !o.Privileged && !sec.unmaskSystemPaths {
 		s.Linux.MaskedPaths = maskedPaths()
 		s.Linux.ReadonlyPaths = readonlyPaths()
+		if o.SystemPaths != nil {
+			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = o.SystemPaths.Masked, o.SystemPaths.ReadOnly
+		}
 	}
 	switch {
 	case o.Privileged || sec.seccompUnconfined:

@@ -89,11 +89,13 @@ func (r *rootfs) prepare() error {
 	if err != nil {
 		return err
 	}
-	// Nothing we mount may propagate back to the host. A shared root is made
-	// slave first; the requested propagation is set on the new root after pivot.
-	if flag&unix.MS_SHARED != 0 {
-		flag = unix.MS_SLAVE | unix.MS_REC
-	}
+	// The requested propagation goes on the copy of the host's tree first,
+	// as runc does: with rshared, a bind of a shared host directory stays in
+	// the host's peer group, so mounts the container makes there reach the
+	// host (Kubernetes' Bidirectional volumes). What is mounted under the
+	// rootfs cannot propagate back: its parent mount is made private and the
+	// rootfs is a private bind of itself, and the old root is made slave
+	// before it is unmounted.
 	if err := unix.Mount("", "/", "", flag, ""); err != nil {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}
@@ -125,10 +127,13 @@ func (r *rootfs) prepare() error {
 	return nil
 }
 
-// makeParentPrivate makes the mount holding dir's parent private when it is shared:
-// pivot_root refuses a new root whose parent mount is shared.
+// makeParentPrivate makes the mount that holds dir private: dir itself when
+// it is a mount point (an engine's overlay rootfs), else the one it is in.
+// The rootfs is then bind-mounted onto itself, and pivot_root refuses a new
+// root whose parent mount is shared, as every copy of a shared host mount
+// is under rootfsPropagation rshared.
 func makeParentPrivate(dir string) error {
-	mp, err := mountPointOf(filepath.Dir(dir))
+	mp, err := mountPointOf(dir)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -279,5 +280,49 @@ func TestIdmappedBindMountShowsHostOwnersThroughTheMapping(t *testing.T) {
 	lines := strings.Fields(out)
 	if code != 0 || len(lines) != 2 || lines[0] != "1000:1000" || lines[1] != "65534:65534" {
 		t.Fatalf("exit %d, output %q: want 1000:1000 through the idmapped mount, 65534:65534 through the plain one", code, out)
+	}
+}
+
+// Kubernetes' Bidirectional volumes: with rootfsPropagation rshared and an
+// rshared bind of a shared host directory, a mount the container makes
+// there reaches the host, and one made under the rootfs does not.
+func TestRsharedBindPropagatesTheContainersMountsToTheHost(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "mkdir -p /shared/sub && mount -t tmpfs -o size=1m fromcontainer /shared/sub && mount -t tmpfs -o size=1m undercontainer /tmp && touch /shared/sub/made-in-container")
+	src := t.TempDir()
+	if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(src, unix.MNT_DETACH) })
+	if err := unix.Mount("", src, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(src, "sub"), unix.MNT_DETACH) })
+	// The rootfs is a shared mount point of its own, as an engine's overlay
+	// is: pivot_root failed (EINVAL) while its copy stayed shared.
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(rootfs, unix.MNT_DETACH) })
+	if err := unix.Mount("", rootfs, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: src, Options: []string{"rbind", "rw", "rshared"}})
+	e.spec.Linux.RootfsPropagation = "rshared"
+	e.spec.Process.Capabilities.Bounding = append(e.spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+	e.spec.Process.Capabilities.Effective = append(e.spec.Process.Capabilities.Effective, "CAP_SYS_ADMIN")
+	e.spec.Process.Capabilities.Permitted = append(e.spec.Process.Capabilities.Permitted, "CAP_SYS_ADMIN")
+	if out, code := e.run("rshared"); code != 0 {
+		t.Fatalf("container: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(src, "sub", "made-in-container")); err != nil {
+		t.Errorf("the container's mount in the rshared volume did not reach the host: %v", err)
+	}
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (bool, bool) { return m.Source != "undercontainer", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts) > 0 {
+		t.Errorf("a mount made under the container's rootfs reached the host: %s", mounts[0].Mountpoint)
 	}
 }
