@@ -20,10 +20,9 @@ export CONTAINERS_CONF=$work/containers.conf
 P=(podman --root "$work/podman" --runroot "$work/podrun" --runtime runc --cgroup-manager cgroupfs --events-backend none)
 # What the two engines' networking leaves on the host, removed afterwards
 # unless it was there before.
-had_hull0=$(ip link show hull0 >/dev/null 2>&1 && echo 1 || true)
+. scripts/hostnet.sh
+hostnet_record
 had_podman0=$(ip link show cni-podman0 >/dev/null 2>&1 && echo 1 || true)
-had_cni=$(iptables-save | grep -q CNI- && echo 1 || true)
-had_hull_rules=$(iptables-save | grep -q 'hull network' && echo 1 || true)
 cleanup() {
 	"${H[@]}" container prune -f >/dev/null 2>&1 || true
 	for id in $("${H[@]}" ps -aq --no-trunc 2>/dev/null); do "${H[@]}" rm -f "$id" >/dev/null 2>&1 || true; done
@@ -31,26 +30,8 @@ cleanup() {
 	"${P[@]}" system reset -f >/dev/null 2>&1 || true
 	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	rm -rf "$work"
-	[ -n "$had_hull0" ] || ip link del hull0 2>/dev/null || true
 	[ -n "$had_podman0" ] || ip link del cni-podman0 2>/dev/null || true
-	if [ -z "$had_hull_rules" ]; then
-		# The default network's masquerade and FORWARD rules (one set per network).
-		for t in nat filter; do
-			iptables -t "$t" -S | grep -- '--comment "hull network ' | while read -r rule; do
-				eval "iptables -t $t ${rule/#-A/-D}" || true
-			done
-		done
-	fi
-	if [ -z "$had_cni" ]; then
-		iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
-		iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
-		iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
-		iptables -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ 2>/dev/null || true
-		for tc in nat:CNI-HOSTPORT-DNAT nat:CNI-HOSTPORT-MASQ nat:CNI-HOSTPORT-SETMARK filter:CNI-FORWARD filter:CNI-ADMIN; do
-			iptables -t "${tc%%:*}" -F "${tc#*:}" 2>/dev/null || true
-			iptables -t "${tc%%:*}" -X "${tc#*:}" 2>/dev/null || true
-		done
-	fi
+	hostnet_restore
 }
 trap cleanup EXIT
 # The same image for both: a busybox rootfs, imported by hull, saved, loaded by podman.

@@ -6,7 +6,7 @@ set -uo pipefail
 snap() {
 	echo "## mounts"; awk '{print $5}' /proc/self/mountinfo | sort
 	echo "## cgroups"; find /sys/fs/cgroup -maxdepth 4 -type d \( -iname '*hull*' -o -path '*cgrouptest*' \) 2>/dev/null | sort
-	echo "## procs"; pgrep -f 'hull-runtime( |$)' | while read -r p; do [ "$p" != "$$" ] && echo "$(cat /proc/$p/cmdline 2>/dev/null | tr '\0' ' ')"; done | sort
+	echo "## procs"; pgrep -f 'hull-(runtime|monitor)( |$)' | while read -r p; do [ "$p" != "$$" ] && echo "$(cat /proc/$p/cmdline 2>/dev/null | tr '\0' ' ')"; done | sort
 	echo "## netns"; ip netns list 2>/dev/null | sort
 	# CNI's and hull's networks: bridges, veths, iptables rules.
 	echo "## links"; ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(hull|veth|cni)' | sort
