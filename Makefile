@@ -11,7 +11,7 @@ SRC     := $(shell find . -name '*.go' -o -name '*.c' | grep -v '^./bin/') go.mo
 
 .PHONY: build install test unit conformance demo lint clean
 
-build: bin/hull-runtime bin/hull bin/hull-monitor bin/mkbundle
+build: bin/hull-runtime bin/hull bin/hull-monitor bin/hull-cri bin/mkbundle
 
 bin/hull-runtime: $(SRC)
 	$(GO) build -trimpath $(STATIC) -o $@ ./cmd/hull-runtime
@@ -20,6 +20,11 @@ bin/hull-runtime: $(SRC)
 # pure Go) build.
 bin/hull: $(SRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull
+
+# `hull serve`, the CRI server: a binary of its own, so gRPC and the
+# Kubernetes packages stay out of every other hull command's start-up.
+bin/hull-cri: $(SRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/hull-cri
 
 # One per container, long-lived: pure Go, small, stripped.
 bin/hull-monitor: $(SRC)
@@ -32,6 +37,7 @@ install: build
 	install -m 0755 bin/hull-runtime $(PREFIX)/bin/hull-runtime
 	install -m 0755 bin/hull $(PREFIX)/bin/hull
 	install -m 0755 bin/hull-monitor $(PREFIX)/bin/hull-monitor
+	install -m 0755 bin/hull-cri $(PREFIX)/bin/hull-cri
 
 # The whole suite: unit and integration tests (as root, real containers), lint,
 # the leak check, and the OCI runtime-tools validation suite.

@@ -20,7 +20,7 @@ func newPushCommand(g *globals) *cobra.Command {
 		Short: "push an image to a registry",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func newSaveCommand(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("--format %q: use oci-archive or docker-archive (the archive is both)", format)
 			}
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -107,7 +107,7 @@ func newLoadCommand(g *globals) *cobra.Command {
 		Short: "load images from a tar archive (OCI layout or docker-archive)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -155,7 +155,7 @@ func newImportCommand(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,7 @@ func newAttachCommand(g *globals) *cobra.Command {
 		Short: "attach to a running container's stdio",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func newAttachCommand(g *globals) *cobra.Command {
 			if !noStdin && o.Spec.Interactive {
 				in = os.Stdin
 			}
-			sock := filepath.Join(g.runroot, "containers", c.ID, monitor.AttachSocket)
+			sock := filepath.Join(g.Runroot, "containers", c.ID, monitor.AttachSocket)
 			if err := monitor.Attach(cmd.Context(), sock, in, os.Stdout, os.Stderr, o.Spec.TTY); err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func newStatsCommand(g *globals) *cobra.Command {
 		Use:   "stats [flags] [CONTAINER...]",
 		Short: "show containers' resource usage",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,20 +21,6 @@ import (
 	"github.com/hull-runtime/hull/engine/monitor"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// engine opens the engine of --root/--runroot.
-func (g *globals) engine(progress io.Writer) (*engine.Engine, func(), error) {
-	imgs, err := g.images(progress)
-	if err != nil {
-		return nil, nil, err
-	}
-	e, err := engine.New(g.root, g.runroot, imgs, g.monitor, g.log)
-	if err != nil {
-		imgs.Close()
-		return nil, nil, err
-	}
-	return e, func() { imgs.Close() }, nil
-}
 
 // runFlags are `hull create`/`hull run`'s options.
 type runFlags struct {
@@ -271,7 +256,7 @@ func newCreateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, done, err := g.engine(os.Stderr)
+			e, done, err := g.Engine(os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -303,7 +288,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			if detach && o.AutoRemove && o.Restart != "" && o.Restart != "no" {
 				return errors.New("--rm and --restart cannot be used together")
 			}
-			e, done, err := g.engine(os.Stderr)
+			e, done, err := g.Engine(os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -341,7 +326,7 @@ func newRunCommand(g *globals) *cobra.Command {
 					return err
 				}
 				// Started, then the stream broke: the exit code still counts.
-				g.log.Debug("attach", "err", err)
+				g.Log.Debug("attach", "err", err)
 			}
 			if detached {
 				return nil
@@ -394,7 +379,7 @@ func newStartCommand(g *globals) *cobra.Command {
 		Short: "start containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -407,7 +392,7 @@ func newStartCommand(g *globals) *cobra.Command {
 				if _, err := e.Start(cmd.Context(), c); err != nil {
 					return err
 				}
-				_ = monitor.Attach(cmd.Context(), filepath.Join(g.runroot, "containers", c.ID, monitor.AttachSocket), nil, os.Stdout, os.Stderr, false)
+				_ = monitor.Attach(cmd.Context(), filepath.Join(g.Runroot, "containers", c.ID, monitor.AttachSocket), nil, os.Stdout, os.Stderr, false)
 				code, err := e.Wait(cmd.Context(), c)
 				if err != nil {
 					return err
@@ -434,7 +419,7 @@ func newStopCommand(g *globals) *cobra.Command {
 		Short: "stop containers (stop signal, then SIGKILL)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -467,7 +452,7 @@ func newRmCommand(g *globals) *cobra.Command {
 		Short: "remove containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -488,7 +473,7 @@ func newWaitCommand(g *globals) *cobra.Command {
 		Short: "wait for containers to exit and print their exit codes",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -525,7 +510,7 @@ func newPsCommand(g *globals) *cobra.Command {
 		Short:   "list containers",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -672,7 +657,7 @@ func newLogsCommand(g *globals) *cobra.Command {
 		Short: "print a container's output",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}

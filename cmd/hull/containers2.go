@@ -33,7 +33,7 @@ func newKillCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--signal %q: %w", signal, err)
 			}
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -44,10 +44,10 @@ func newKillCommand(g *globals) *cobra.Command {
 					return fmt.Errorf("container %s is not running", c.Name)
 				}
 				// A killed container is stopped by the user: no restart.
-				if err := monitor.RequestStop(filepath.Join(g.runroot, "containers", c.ID)); err != nil {
+				if err := monitor.RequestStop(filepath.Join(g.Runroot, "containers", c.ID)); err != nil {
 					return err
 				}
-				rt, err := oci.New(c.Runtime, filepath.Join(g.runroot, "runtime"), false)
+				rt, err := oci.New(c.Runtime, filepath.Join(g.Runroot, "runtime"), false)
 				if err != nil {
 					return err
 				}
@@ -66,7 +66,7 @@ func newRestartCommand(g *globals) *cobra.Command {
 		Short: "stop and start containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -94,13 +94,13 @@ func newPauseCommand(g *globals, pause bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
 			defer done()
 			return eachContainer(e, args, func(c *container.Container) error {
-				rt, err := oci.New(c.Runtime, filepath.Join(g.runroot, "runtime"), false)
+				rt, err := oci.New(c.Runtime, filepath.Join(g.Runroot, "runtime"), false)
 				if err != nil {
 					return err
 				}
@@ -119,7 +119,7 @@ func newRenameCommand(g *globals) *cobra.Command {
 		Short: "rename a container",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ func newExecCommand(g *globals) *cobra.Command {
 		Short: "run a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -324,7 +324,7 @@ func newInspectCommand(g *globals) *cobra.Command {
 		Short: "show containers (or images) as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -376,7 +376,7 @@ func inspectContainer(g *globals, e *engine.Engine, cmd *cobra.Command, c *conta
 		d.State.ExitCode, d.State.OOMKilled, d.State.Error = st.Exit.ExitCode, st.Exit.OOMKilled, st.Exit.Error
 		d.State.StartedAt, d.State.FinishedAt = st.Exit.StartedAt, st.Exit.FinishedAt
 	}
-	if h, err := monitor.ReadHealth(filepath.Join(g.runroot, "containers", c.ID)); err == nil {
+	if h, err := monitor.ReadHealth(filepath.Join(g.Runroot, "containers", c.ID)); err == nil {
 		d.State.Health = h
 	}
 	if o, err := optionsOf(c); err == nil {
@@ -430,7 +430,7 @@ func newPortCommand(g *globals) *cobra.Command {
 		Short: "list a container's published ports, or where one port is published",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -473,7 +473,7 @@ func newTopCommand(g *globals) *cobra.Command {
 		Short: "list a container's processes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -482,7 +482,7 @@ func newTopCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := oci.New(c.Runtime, filepath.Join(g.runroot, "runtime"), false)
+			rt, err := oci.New(c.Runtime, filepath.Join(g.Runroot, "runtime"), false)
 			if err != nil {
 				return err
 			}
@@ -509,7 +509,7 @@ func newContainerCommand(g *globals) *cobra.Command {
 		Short: "remove every stopped container",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}

@@ -97,7 +97,7 @@ func runCp(ctx context.Context, g *globals, src, dst string, archive, follow boo
 	case dstPath == "":
 		return "", errors.New("the destination path is empty")
 	}
-	e, done, err := g.engine(nil)
+	e, done, err := g.Engine(nil)
 	if err != nil {
 		return "", err
 	}

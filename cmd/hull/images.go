@@ -26,7 +26,7 @@ func newPullCommand(g *globals) *cobra.Command {
 			if quiet {
 				progress = nil
 			}
-			s, err := g.images(progress)
+			s, err := g.Images(progress)
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ func newImagesCommand(g *globals) *cobra.Command {
 		Short:   "list images",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -234,7 +234,7 @@ func newImageCommand(g *globals) *cobra.Command {
 		Short: "show images' configuration as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -258,12 +258,12 @@ func newImageCommand(g *globals) *cobra.Command {
 		Short: "mount an image's root filesystem read-only and print where",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dir, err := s.MountImage(cmd.Context(), args[0], g.runroot)
+			dir, err := s.MountImage(cmd.Context(), args[0], g.Runroot)
 			if err != nil {
 				return err
 			}
@@ -277,12 +277,12 @@ func newImageCommand(g *globals) *cobra.Command {
 		Short:   "unmount an image mounted with `hull image mount`",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			return s.UnmountImage(cmd.Context(), args[0], g.runroot)
+			return s.UnmountImage(cmd.Context(), args[0], g.Runroot)
 		},
 	}
 	cmd.AddCommand(mount, unmount)
@@ -301,7 +301,7 @@ func newTagCommand(g *globals) *cobra.Command {
 		Short: "give an image more names",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -323,7 +323,7 @@ func newRmiCommand(g *globals) *cobra.Command {
 		Short: "remove images",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -349,7 +349,7 @@ func newImagePruneCommand(g *globals) *cobra.Command {
 		Short: "remove unused image data (with --all, every image no container uses)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}

@@ -46,11 +46,11 @@ func newLoginCommand(g *globals) *cobra.Command {
 				}
 				pass = p
 			}
-			rc, err := g.registryConfig()
+			rc, err := g.RegistryConfig()
 			if err != nil {
 				return err
 			}
-			if err := registry.Login(cmd.Context(), rc, args[0], user, pass, g.authFiles()[0]); err != nil {
+			if err := registry.Login(cmd.Context(), rc, args[0], user, pass, g.AuthFiles()[0]); err != nil {
 				return err
 			}
 			fmt.Println("Login Succeeded!")
@@ -88,7 +88,7 @@ func newLogoutCommand(g *globals) *cobra.Command {
 		Short: "remove a registry's credentials",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := registry.Logout(g.authFiles()[0], args[0]); err != nil {
+			if err := registry.Logout(g.AuthFiles()[0], args[0]); err != nil {
 				return err
 			}
 			fmt.Println("Removed login credentials for", args[0])

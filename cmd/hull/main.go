@@ -28,7 +28,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g := &globals{}
+	g := &globals{Version: version}
 	root := newRootCommand(g)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -50,16 +50,16 @@ func newRootCommand(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.setup(); err != nil {
+			if err := g.Setup(); err != nil {
 				return err
 			}
 			// An unprivileged user's hull works inside the user's own user
 			// and mount namespaces (engine/rootless): this re-executes the
 			// command there, with the storage paths resolved out here.
-			return rootless.Enter(g.runroot, append([]string{"--root", g.root, "--runroot", g.runroot}, os.Args[1:]...))
+			return rootless.Enter(g.Runroot, append([]string{"--root", g.Root, "--runroot", g.Runroot}, os.Args[1:]...))
 		},
 	}
-	g.register(root)
+	g.Register(root)
 	root.AddCommand(
 		newPullCommand(g), newPushCommand(g), newImagesCommand(g), newImageCommand(g),
 		newTagCommand(g), newRmiCommand(g), newSaveCommand(g), newLoadCommand(g), newImportCommand(g),

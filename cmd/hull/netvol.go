@@ -37,7 +37,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 	var labels []string
 	create := &cobra.Command{Use: "create [NAME]", Short: "create a volume", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 	var quiet bool
 	ls := &cobra.Command{Use: "ls", Aliases: []string{"list"}, Short: "list volumes", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -82,7 +82,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "only names")
 	inspect := &cobra.Command{Use: "inspect VOLUME...", Short: "show volumes as JSON", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -100,7 +100,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 	var force bool
 	rm := &cobra.Command{Use: "rm VOLUME...", Aliases: []string{"remove"}, Short: "remove volumes", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 	var all, yes bool
 	prune := &cobra.Command{Use: "prune", Short: "remove unused anonymous volumes (all unused with --all)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ func newNetworkCommand(g *globals) *cobra.Command {
 	var labels []string
 	create := &cobra.Command{Use: "create [flags] NAME", Short: "create a bridge network", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ func newNetworkCommand(g *globals) *cobra.Command {
 	create.Flags().StringArrayVarP(&labels, "label", "l", nil, "label K=V")
 	ls := &cobra.Command{Use: "ls", Aliases: []string{"list"}, Short: "list networks", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -185,7 +185,7 @@ func newNetworkCommand(g *globals) *cobra.Command {
 		}}
 	inspect := &cobra.Command{Use: "inspect NETWORK...", Short: "show networks as JSON", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}
@@ -202,7 +202,7 @@ func newNetworkCommand(g *globals) *cobra.Command {
 		}}
 	rm := &cobra.Command{Use: "rm NETWORK...", Aliases: []string{"remove"}, Short: "remove networks", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := g.engine(nil)
+			e, done, err := g.Engine(nil)
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ func newSystemCommand(g *globals) *cobra.Command {
 		Short: "show disk usage",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func newSystemCommand(g *globals) *cobra.Command {
 		Short: "remove unused data",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images(nil)
+			s, err := g.Images(nil)
 			if err != nil {
 				return err
 			}

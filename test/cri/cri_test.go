@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 		log.Fatal(err)
 	}
 	hullBin = filepath.Join(dir, "hull")
-	for _, b := range []string{"hull", "hull-monitor", "hull-runtime"} {
+	for _, b := range []string{"hull", "hull-cri", "hull-monitor", "hull-runtime"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "github.com/hull-runtime/hull/cmd/"+b).CombinedOutput(); err != nil {
 			log.Fatalf("build %s: %v\n%s", b, err, out)
 		}
