@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: go test (unit + integration, real containers as root),
 # the leak check, the OCI runtime-tools validation suite, the drop-in suite
-# under Podman and containerd, critest against hull serve, and the pure
-# cgroup v2 VM tier.
+# under Podman and containerd, critest and a real kubelet against hull
+# serve, and the pure cgroup v2 VM tier.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (integration tests start real containers)"; exit 1; }
@@ -35,6 +35,10 @@ fi
 if [ "${CRI_TESTS:-1}" != 0 ]; then
 	echo "== critest against hull serve (CRI_TESTS=0 skips)"
 	scripts/cri-conformance.sh || rc=1
+fi
+if [ "${KUBELET_TESTS:-1}" != 0 ]; then
+	echo "== a real kubelet runs a pod on hull serve (KUBELET_TESTS=0 skips)"
+	scripts/kubelet-e2e.sh || rc=1
 fi
 if [ "${VM_TESTS:-1}" != 0 ]; then
 	echo "== tests on pure cgroup v2 (VM; VM_TESTS=0 skips)"
