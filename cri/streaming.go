@@ -7,10 +7,8 @@ import (
 	"io"
 	"os/exec"
 	"strconv"
-	"sync"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -91,7 +89,14 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	}
 	var code int
 	if tty {
-		code, err = execTTY(ctx, rt, c.ID, p, in, out, resize)
+		sizes := make(chan engine.TerminalSize, 1)
+		go func() {
+			defer close(sizes)
+			for sz := range resize {
+				sizes <- engine.TerminalSize{Rows: sz.Height, Cols: sz.Width}
+			}
+		}()
+		code, err = engine.ExecTTY(ctx, rt, c.ID, p, in, out, sizes)
 	} else {
 		code, err = execPipes(ctx, rt, c.ID, p, in, out, errw)
 	}
@@ -138,85 +143,6 @@ func execPipes(ctx context.Context, rt *oci.CLI, id string, p *specs.Process, in
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	return 0, nil
-}
-
-// execTTY runs the process on a terminal: the runtime hands the pty's
-// master over a console socket; the client's input goes to it, its output
-// to out, and resizes to its window size.
-func execTTY(ctx context.Context, rt *oci.CLI, id string, p *specs.Process, in io.Reader, out io.Writer, resize <-chan remotecommand.TerminalSize) (int, error) {
-	ln, sock, closeSock, err := engine.ConsoleSocket()
-	if err != nil {
-		return -1, err
-	}
-	defer closeSock()
-	x, cleanup, err := rt.ExecCommand(context.WithoutCancel(ctx), id, p, oci.ExecOptions{ConsoleSocket: sock})
-	if err != nil {
-		return -1, err
-	}
-	defer cleanup()
-	var stderr limitedBuffer
-	x.Stderr = &stderr
-	if err := x.Start(); err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- x.Wait() }()
-	master, err := engine.AcceptPty(ln, exited)
-	if err != nil {
-		var early engine.ExitedEarly
-		if errors.As(err, &early) {
-			return -1, fmt.Errorf("exec in %s: %s", id, stderr.String())
-		}
-		_ = x.Process.Kill()
-		<-exited
-		return -1, err
-	}
-	defer master.Close()
-	go func() {
-		for sz := range resize {
-			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
-		}
-	}()
-	if in != nil {
-		go func() { _, _ = io.Copy(master, in) }()
-	}
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		_, _ = io.Copy(out, master) // ends with EIO once the process is gone
-	}()
-	err = <-exited
-	copied.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return -1, err
-	}
-	return 0, nil
-}
-
-// limitedBuffer keeps the first 4 KiB written: the runtime's complaint.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 4096 - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // Attach connects the client to the container's stdio through its monitor.

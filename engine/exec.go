@@ -1,17 +1,25 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hull-runtime/hull/engine/container"
 	"github.com/hull-runtime/hull/engine/oci"
+	"github.com/hull-runtime/hull/internal/pty"
 )
 
 // ExecBase returns what an exec into c starts from: the container's own
@@ -96,4 +104,90 @@ func (e *Engine) NetnsPath(c *container.Container) (string, error) {
 		return "", err
 	}
 	return o.Spec.NetNSPath, nil
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct{ Rows, Cols uint16 }
+
+// ExecTTY runs p in container id with a terminal, in the foreground, and
+// returns its exit code. The runtime's stdio is the slave of a pty held
+// here: the runtime allocates the container's terminal itself and relays it
+// to its stdio, as every runtime does in the foreground (runc refuses a
+// console socket without --detach). in goes to the pty, the output comes
+// out of it into out; each size from sizes is set on the pty and the
+// runtime gets SIGWINCH to pass it on. What the runtime says on failure
+// comes back in the error.
+func ExecTTY(ctx context.Context, rt *oci.CLI, id string, p *specs.Process, in io.Reader, out io.Writer, sizes <-chan TerminalSize) (int, error) {
+	p.Terminal = true
+	master, slave, err := pty.Open()
+	if err != nil {
+		return -1, err
+	}
+	defer master.Close()
+	setSize := func(sz TerminalSize) {
+		_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Rows, Col: sz.Cols})
+	}
+	// A size known before the start is the runtime's first.
+	select {
+	case sz, ok := <-sizes:
+		if ok {
+			setSize(sz)
+		}
+	default:
+	}
+	x, cleanup, err := rt.ExecCommand(context.WithoutCancel(ctx), id, p, oci.ExecOptions{})
+	if err != nil {
+		slave.Close()
+		return -1, err
+	}
+	defer cleanup()
+	var stderr bytes.Buffer
+	x.Stdin, x.Stdout, x.Stderr = slave, slave, &stderr
+	err = x.Start()
+	slave.Close() // the runtime holds it now: EIO on the master once it is gone
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- x.Wait() }()
+	go func() {
+		for sz := range sizes {
+			setSize(sz)
+			_ = x.Process.Signal(unix.SIGWINCH)
+		}
+	}()
+	if in != nil {
+		go func() { _, _ = io.Copy(master, in) }()
+	}
+	outDone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(out, master)
+		close(outDone)
+	}()
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		_ = x.Process.Signal(unix.SIGTERM)
+		err = <-exited
+	}
+	// Output still in the pty comes next; a process in the container that
+	// kept the terminal open must not hold us.
+	select {
+	case <-outDone:
+	case <-time.After(time.Second):
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		// With a terminal the process's own output goes to the pty: an
+		// error on the runtime's stderr is the runtime's (it could not
+		// start the process).
+		if msg := strings.TrimSpace(stderr.String()); strings.Contains(strings.ToLower(msg), "error") {
+			return -1, fmt.Errorf("exec in %s: %s", id, msg)
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	return 0, nil
 }

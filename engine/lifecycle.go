@@ -339,15 +339,26 @@ func (e *Engine) Stop(ctx context.Context, c *container.Container, timeout time.
 		_ = rt.Resume(ctx, c.ID)
 	}
 	// A container that exits on its own meanwhile is stopped, not a
-	// failure to stop it.
-	gone := func(err error) bool { return errors.Is(err, oci.ErrNotExist) || errors.Is(err, oci.ErrNotRunning) }
-	if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !gone(err) {
+	// failure to stop it. Runtimes word that differently (runc's kill --all
+	// may fail on the cgroup the exit just removed), so a failed kill is
+	// checked against the container's state.
+	kill := func(sig unix.Signal, all bool) error {
+		err := rt.Kill(ctx, c.ID, sig, all)
+		if err == nil || errors.Is(err, oci.ErrNotExist) || errors.Is(err, oci.ErrNotRunning) {
+			return nil
+		}
+		if e.waitExit(ctx, c, 100*time.Millisecond) {
+			return nil
+		}
+		return err
+	}
+	if err := kill(sig, false); err != nil {
 		return err
 	}
 	if e.waitExit(ctx, c, timeout) {
 		return nil
 	}
-	if err := rt.Kill(ctx, c.ID, unix.SIGKILL, true); err != nil && !gone(err) {
+	if err := kill(unix.SIGKILL, true); err != nil {
 		return err
 	}
 	if !e.waitExit(ctx, c, 10*time.Second) {

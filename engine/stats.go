@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hull-runtime/hull/engine/container"
+	rcgroups "github.com/hull-runtime/hull/runtime/cgroups"
 )
 
 // Stats is one reading of a running container's cgroup statistics.
@@ -23,10 +24,30 @@ type Stats struct {
 	Pids                                 uint64
 }
 
-// Stats reads c's statistics through its runtime (`events --stats`, which
-// runc, crun and hull-runtime print alike), so every cgroup layout the
-// runtime knows is read the runtime's way.
+// Stats reads c's statistics from its cgroup, whichever runtime runs it
+// (crun has no `events`), with the cgroup adapter hull-runtime uses, so v1,
+// hybrid and v2 layouts read alike and a poll (the kubelet's, every few
+// seconds for every container) costs no process. A container without a
+// cgroup of its own (rootless without delegation) is read through its
+// runtime's `events --stats`.
 func (e *Engine) Stats(ctx context.Context, c *container.Container) (Stats, error) {
+	if o, err := options(c); err == nil && o.Spec.CgroupsPath != "" {
+		m, err := rcgroups.Load(rcgroups.Config{ID: c.ID, Path: o.Spec.CgroupsPath}, nil)
+		if err != nil {
+			return Stats{}, fmt.Errorf("stats of %s: %w", c.Name, err)
+		}
+		cs, err := m.Stats()
+		if err != nil {
+			return Stats{}, fmt.Errorf("stats of %s: %w", c.Name, err)
+		}
+		return statsFrom(time.Now(), cs.CpuStats.CpuUsage.TotalUsage, cs.MemoryStats.Usage.Usage, cs.MemoryStats.Usage.Limit,
+			cs.PidsStats.Current, cs.MemoryStats.Stats), nil
+	}
+	return e.runtimeStats(ctx, c)
+}
+
+// runtimeStats reads c's statistics through its runtime's `events --stats`.
+func (e *Engine) runtimeStats(ctx context.Context, c *container.Container) (Stats, error) {
 	out, err := exec.CommandContext(ctx, c.Runtime, "--root", e.runtimeRoot(), "events", "--stats", c.ID).Output()
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %s: %w", c.Name, err)
@@ -55,8 +76,13 @@ func (e *Engine) Stats(ctx context.Context, c *container.Container) (Stats, erro
 		return Stats{}, fmt.Errorf("stats of %s: %w", c.Name, err)
 	}
 	d := ev.Data
-	s := Stats{At: time.Now(), CPU: d.CPU.Usage.Total, Memory: d.Memory.Usage.Usage, MemoryLimit: d.Memory.Usage.Limit, Pids: d.Pids.Current}
-	raw := d.Memory.Raw
+	return statsFrom(time.Now(), d.CPU.Usage.Total, d.Memory.Usage.Usage, d.Memory.Usage.Limit, d.Pids.Current, d.Memory.Raw), nil
+}
+
+// statsFrom builds a reading; raw is memory.stat, with cgroup v1's names
+// (total_*) or v2's.
+func statsFrom(at time.Time, cpu, mem, limit, pids uint64, raw map[string]uint64) Stats {
+	s := Stats{At: at, CPU: cpu, Memory: mem, MemoryLimit: limit, Pids: pids}
 	pick := func(v1, v2 string) uint64 {
 		if v, ok := raw[v1]; ok {
 			return v
@@ -69,7 +95,7 @@ func (e *Engine) Stats(ctx context.Context, c *container.Container) (Stats, erro
 	}
 	s.RSS = pick("total_rss", "anon")
 	s.PageFaults, s.MajorPageFaults = pick("total_pgfault", "pgfault"), pick("total_pgmajfault", "pgmajfault")
-	return s, nil
+	return s
 }
 
 // WritableLayerUsage is the disk space and inodes c's writable layer holds.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # leakcheck.sh snapshot FILE | check FILE
 # Records, then compares, what tests could leak: mounts, hull cgroups, hull
-# processes, network namespaces, CNI/hull network links and iptables rules. check exits 1 on anything new.
+# processes, network namespaces, CNI/hull network links, and iptables rules and
+# chains (CNI's, hull networks', the kubelet's KUBE-*). check exits 1 on anything new.
 set -uo pipefail
 snap() {
 	echo "## mounts"; awk '{print $5}' /proc/self/mountinfo | sort
@@ -10,7 +11,8 @@ snap() {
 	echo "## netns"; ip netns list 2>/dev/null | sort
 	# CNI's and hull's networks: bridges, veths, iptables rules.
 	echo "## links"; ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(hull|veth|cni)' | sort
-	echo "## iptables"; iptables-save 2>/dev/null | grep -E 'CNI-|hull network' | grep -v '^:' | sort
+	echo "## iptables"; iptables-save 2>/dev/null | grep -E 'CNI-|hull network|KUBE-' | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//' | sort
+	echo "## ip6tables"; ip6tables-save 2>/dev/null | grep -E 'KUBE-' | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//' | sort
 }
 case ${1:-} in
 snapshot) snap >"$2" ;;

@@ -176,17 +176,7 @@ func newExecCommand(g *globals) *cobra.Command {
 				if !hasEnv(p.Env, "TERM") {
 					p.Env = append(p.Env, "TERM=xterm")
 				}
-				ln, sock, closeSock, err := engine.ConsoleSocket()
-				if err != nil {
-					return err
-				}
-				defer closeSock()
-				x, cleanup, err := rt.ExecCommand(cmd.Context(), c.ID, &p, oci.ExecOptions{ConsoleSocket: sock})
-				if err != nil {
-					return err
-				}
-				defer cleanup()
-				code, err := execWithTerminal(cmd.Context(), x, ln, interactive)
+				code, err := execWithTerminal(cmd.Context(), rt, c.ID, &p, interactive)
 				if err != nil {
 					return err
 				}

@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
-	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/hull-runtime/hull/engine"
 	"github.com/hull-runtime/hull/engine/container"
 	"github.com/hull-runtime/hull/engine/monitor"
-	"golang.org/x/sys/unix"
-	"golang.org/x/term"
+	"github.com/hull-runtime/hull/engine/oci"
 )
 
 // detachKeys is Docker's default detach sequence, ctrl-p ctrl-q: typed into
@@ -142,67 +142,27 @@ func (d *detachReader) Read(p []byte) (int, error) {
 	return len(out), err
 }
 
-// execWithTerminal runs x, a runtime `exec` of a terminal process with
-// --console-socket sock (listening in ln), and relays the user's terminal
-// to the pty master the runtime sends: raw mode, size and resizes. This does not depend on how the runtime (hull-runtime,
-// runc, crun) would relay a terminal itself. It returns the process's exit
-// code.
-func execWithTerminal(ctx context.Context, x *exec.Cmd, ln *net.UnixListener, interactive bool) (int, error) {
-	x.Stdin, x.Stdout, x.Stderr = nil, os.Stderr, os.Stderr
-	if err := x.Start(); err != nil {
-		return -1, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- x.Wait() }()
-	master, err := engine.AcceptPty(ln, exited)
-	if err != nil {
-		if werr, ok := err.(engine.ExitedEarly); ok {
-			return exitCodeOf(werr.Err), nil
-		}
-		_ = x.Process.Kill()
-		<-exited
-		return -1, err
-	}
-	defer master.Close()
+// execWithTerminal runs p in the foreground on a terminal (engine.ExecTTY)
+// and relays the user's terminal to it: raw mode, input with -i, the size
+// and its changes. It returns the process's exit code.
+func execWithTerminal(ctx context.Context, rt *oci.CLI, id string, p *specs.Process, interactive bool) (int, error) {
+	sizes := make(chan engine.TerminalSize, 1)
 	stopResize := followResize(func(rows, cols uint16) {
-		_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+		select {
+		case sizes <- engine.TerminalSize{Rows: rows, Cols: cols}:
+		default: // a newer size follows with the next SIGWINCH
+		}
 	})
+	defer close(sizes)
 	defer stopResize()
 	defer rawTerminal(interactive)()
+	var in io.Reader
 	if interactive {
 		// No detach keys: without a daemon nobody would hold the pty of
 		// a detached exec.
-		go func() { _, _ = io.Copy(master, os.Stdin) }()
+		in = os.Stdin
 	}
-	outDone := make(chan struct{})
-	go func() {
-		// Ends with EIO once the last slave fd is closed.
-		_, _ = io.Copy(os.Stdout, master)
-		close(outDone)
-	}()
-	select {
-	case err := <-exited:
-		// The process is gone; output still in the pty comes next. A
-		// child that kept the slave open must not hold us: wait briefly.
-		select {
-		case <-outDone:
-		case <-time.After(time.Second):
-		}
-		return exitCodeOf(err), nil
-	case <-ctx.Done():
-		return -1, ctx.Err()
-	}
-}
-
-func exitCodeOf(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	return -1
+	return engine.ExecTTY(ctx, rt, id, p, in, os.Stdout, sizes)
 }
 
 // attachedRun starts c with this client attached from before the container

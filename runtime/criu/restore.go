@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hull-runtime/hull/internal/pty"
 	"github.com/hull-runtime/hull/runtime/cgroups"
 	"github.com/hull-runtime/hull/runtime/container"
 	rspec "github.com/hull-runtime/hull/runtime/spec"
@@ -224,7 +225,7 @@ func Restore(rt *container.Runtime, o RestoreOptions) (_ *container.Init, retErr
 
 	var console string
 	if terminal {
-		master, slave, err := newPty()
+		master, slave, err := pty.Open()
 		if err != nil {
 			return nil, fmt.Errorf("restore %s: %w", o.ID, err)
 		}
@@ -556,40 +557,6 @@ func prepareMountpoints(rootfs string, spec *specs.Spec) error {
 		f.Close()
 	}
 	return nil
-}
-
-// newPty opens a new pty pair on the host's devpts.
-func newPty() (master, slave *os.File, err error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
-	}
-	master = os.NewFile(uintptr(fd), "ptmx")
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.DEVPTS_SUPER_MAGIC {
-		// /dev/ptmx may be the old device node: use the devpts one.
-		master.Close()
-		if fd, err = unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err != nil {
-			return nil, nil, fmt.Errorf("open /dev/pts/ptmx: %w", err)
-		}
-		master = os.NewFile(uintptr(fd), "ptmx")
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("get pty number: %w", err)
-	}
-	name := "/dev/pts/" + strconv.Itoa(int(n))
-	sfd, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("open %s: %w", name, err)
-	}
-	return master, os.NewFile(uintptr(sfd), name), nil
 }
 
 // sendConsole sends the pty master over the console socket, with the

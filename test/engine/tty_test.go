@@ -175,16 +175,25 @@ func TestDetachKeysLeaveTheContainerRunning(t *testing.T) {
 	e.must("rm", "-f", "detachme")
 }
 
+// Under every runtime: runc refuses a console socket without --detach, so
+// `exec -t` failed under runc while it used one.
 func TestExecWithATerminal(t *testing.T) {
-	e := newEnv(t)
-	e.must("run", "-d", "--name", "box", img(), "sleep", "60")
-	term, slave := newTerminal(t, 21, 77)
-	_, done := e.startOnTerminal(slave, "exec", "-it", "box", "sh", "-c", `echo "$(tty) $(stty size) $TERM"; read x; echo "got [$x]"; exit 4`)
-	term.waitFor("/dev/pts/0 21 77 xterm")
-	term.master.Write([]byte("typed\r"))
-	term.waitFor("got [typed]")
-	if err := waitExit(t, done); exitCode(err) != 4 {
-		t.Errorf("exec exit code %d (%v), want 4; terminal %q", exitCode(err), err, term.text())
+	for _, rt := range []string{"hull-runtime", "runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			if _, err := exec.LookPath(rt); err != nil && rt != "hull-runtime" {
+				t.Skipf("%s not installed", rt)
+			}
+			e := newEnv(t)
+			e.must("run", "-d", "--name", "box", "--runtime", rt, img(), "sleep", "60")
+			term, slave := newTerminal(t, 21, 77)
+			_, done := e.startOnTerminal(slave, "exec", "-it", "box", "sh", "-c", `echo "$(tty) $(stty size) $TERM"; read x; echo "got [$x]"; exit 4`)
+			term.waitFor("/dev/pts/0 21 77 xterm")
+			term.master.Write([]byte("typed\r"))
+			term.waitFor("got [typed]")
+			if err := waitExit(t, done); exitCode(err) != 4 {
+				t.Errorf("exec exit code %d (%v), want 4; terminal %q", exitCode(err), err, term.text())
+			}
+		})
 	}
 }
 

@@ -27,13 +27,15 @@ func Argv(runtime string, args ...string) []string {
 	if !strings.Contains(filepath.Base(runtime), "crun") || !unifiedHasControllers() {
 		return argv
 	}
-	// unshare -m makes the new namespace's propagation private, so the
-	// umount stays inside it.
+	// A slave mount namespace: the umount stays inside it, and mounts the
+	// host makes still reach the container (Kubernetes' HostToContainer
+	// volumes). Container-to-host propagation (Bidirectional) cannot cross
+	// it: crun on a hybrid host does not get that.
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		return argv // crun's own error then says what is wrong
 	}
-	return append([]string{unshare, "-m", "--", "/bin/sh", "-c", `umount ` + unified + ` && exec "$0" "$@"`}, argv...)
+	return append([]string{unshare, "-m", "--propagation", "slave", "--", "/bin/sh", "-c", `umount ` + unified + ` && exec "$0" "$@"`}, argv...)
 }
 
 func unifiedHasControllers() bool {
