@@ -139,6 +139,25 @@ func (rt *Runtime) releaseFifo(c *state.Container) error {
 			}
 		}
 		if !c.Alive() {
+			// The init may have written its error and exited between the
+			// poll and this check: what it wrote is still in the fifo.
+			for {
+				r, _ := unix.Read(fd, buf)
+				if r <= 0 {
+					break
+				}
+				data := buf[:r]
+				if !got {
+					got, data = true, data[1:]
+					if err := os.Remove(path); err != nil {
+						return fmt.Errorf("remove exec fifo of %s: %w", c.ID, err)
+					}
+				}
+				extra = append(extra, data...)
+			}
+			if got && len(extra) > 0 && extra[0] == initproc.StartFailed {
+				return fmt.Errorf("container %s failed to start: %s", c.ID, extra[1:])
+			}
 			if got {
 				return nil
 			}
