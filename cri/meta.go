@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -104,31 +105,22 @@ func engineName(n string) string {
 }
 
 // lookup finds the engine container of a CRI id of kind: the full id or a
-// unique prefix, as crictl passes. A missing one is codes.NotFound.
+// unique prefix, as crictl passes (the engine store's own lookup). A missing
+// one, or one of the other kind, is codes.NotFound.
 func (s *Server) lookup(id, kind string) (*container.Container, error) {
 	if id == "" {
 		return nil, status.Errorf(codes.InvalidArgument, "no %s id given", kind)
 	}
-	all, err := s.list(kind)
-	if err != nil {
+	c, err := s.opts.Engine.Containers.Get(id)
+	switch {
+	case errors.Is(err, container.ErrAmbiguous):
+		return nil, status.Errorf(codes.InvalidArgument, "%s id %q: %v", kind, id, err)
+	case errors.Is(err, container.ErrNotFound) || err == nil && c.Labels[labelKind] != kind:
+		return nil, status.Errorf(codes.NotFound, "%s %q not found", kind, id)
+	case err != nil:
 		return nil, err
 	}
-	var found []*container.Container
-	for _, c := range all {
-		if c.ID == id {
-			return c, nil
-		}
-		if strings.HasPrefix(c.ID, id) {
-			found = append(found, c)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, status.Errorf(codes.NotFound, "%s %q not found", kind, id)
-	case 1:
-		return found[0], nil
-	}
-	return nil, status.Errorf(codes.InvalidArgument, "%s id %q is ambiguous: it matches %d", kind, id, len(found))
+	return c, nil
 }
 
 // list returns the engine containers of kind.

@@ -84,9 +84,6 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 		return err
 	}
 	p.Args, p.Terminal = cmd, tty
-	if tty && !hasEnv(p.Env, "TERM") {
-		p.Env = append(p.Env, "TERM=xterm")
-	}
 	var code int
 	if tty {
 		sizes := make(chan engine.TerminalSize, 1)
@@ -107,15 +104,6 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 		return utilexec.CodeExitError{Err: fmt.Errorf("command %q exited with %d", cmd, code), Code: code}
 	}
 	return nil
-}
-
-func hasEnv(env []string, key string) bool {
-	for _, kv := range env {
-		if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {
-			return true
-		}
-	}
-	return false
 }
 
 // execPipes runs the process with its stdio on the streams.

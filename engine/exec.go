@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,11 +115,14 @@ type TerminalSize struct{ Rows, Cols uint16 }
 // here: the runtime allocates the container's terminal itself and relays it
 // to its stdio, as every runtime does in the foreground (runc refuses a
 // console socket without --detach). in goes to the pty, the output comes
-// out of it into out; each size from sizes is set on the pty and the
+// out of it into out (TERM is xterm unless p sets it); each size from sizes is set on the pty and the
 // runtime gets SIGWINCH to pass it on. What the runtime says on failure
 // comes back in the error.
 func ExecTTY(ctx context.Context, rt *oci.CLI, id string, p *specs.Process, in io.Reader, out io.Writer, sizes <-chan TerminalSize) (int, error) {
 	p.Terminal = true
+	if !slices.ContainsFunc(p.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+		p.Env = append(p.Env, "TERM=xterm")
+	}
 	master, slave, err := pty.Open()
 	if err != nil {
 		return -1, err

@@ -26,32 +26,17 @@ version=${KUBELET_VERSION:-v1.37.2}
 make -s build || exit 1
 
 fail() { echo "kubelet-e2e: FAIL: $*"; rc=1; }
-rc=0
-work=$(mktemp -d /var/tmp/hull-kubelet.XXXXXX)
-chmod 755 "$work"
-cg=/hull-kubelet-$$
-snapf=$(mktemp)
-scripts/leakcheck.sh snapshot "$snapf"
-. scripts/hostnet.sh
-hostnet_record
+. scripts/cri-harness.sh
+harness_init kubelet
 # The kubelet's hard-coded paths, removed afterwards unless they were there.
 had_varlib=$([ -e /var/lib/kubelet ] && echo 1 || true)
 had_libexec=$([ -e /usr/libexec/kubernetes ] && echo 1 || true)
-H=(bin/hull --root "$work/root" --runroot "$work/run" --registries-conf "$work/registries.json")
-srv= kubelet_pid=
-seed_env=()
+kubelet_pid=
 cleanup() {
-	[ -z "$kubelet_pid" ] || { kill -TERM "$kubelet_pid" 2>/dev/null; wait "$kubelet_pid" 2>/dev/null; }
-	[ -z "$srv" ] || { kill -TERM "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; }
-	for id in $("${H[@]}" ps -aq --no-trunc 2>/dev/null); do "${H[@]}" rm -f -v "$id" >/dev/null 2>&1 || true; done
-	"${H[@]}" network rm kube >/dev/null 2>&1 || true
-	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r -u | xargs -r -n1 umount -l 2>/dev/null || true
-	for d in /sys/fs/cgroup/*"$cg" /sys/fs/cgroup"$cg"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-	hostnet_restore
+	[ -z "$kubelet_pid" ] || { kill -TERM "$kubelet_pid" 2>/dev/null; wait "$kubelet_pid" 2>/dev/null; kubelet_pid=; }
+	harness_cleanup
 	[ -n "$had_varlib" ] || rm -rf /var/lib/kubelet
 	[ -n "$had_libexec" ] || rm -rf /usr/libexec/kubernetes
-	[ ${#seed_env[@]} -eq 0 ] || env "${seed_env[@]}" bash "$shared/conformance/seed-images.sh" stop >/dev/null 2>&1
-	rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -81,26 +66,9 @@ if [ ! -x "$kubelet" ]; then
 fi
 
 echo "== seeding images"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-reg=127.0.0.1:$(free_port)
-seed_env=(REGISTRY_ADDR="$reg" SEED_DIR="$work/seed")
-env "${seed_env[@]}" bash "$shared/conformance/seed-images.sh" start >"$work/seed.log" 2>&1 || {
-	tail -20 "$work/seed.log"
-	echo "kubelet-e2e: seed-images.sh failed"
-	exit 1
-}
-cat >"$work/registries.json" <<EOF
-{"mirrors": {"registry.k8s.io": ["http://$reg"], "k8s.gcr.io": ["http://$reg"], "gcr.io": ["http://$reg"]}}
-EOF
-
+harness_seed
 echo "== hull serve"
-"${H[@]}" network create --subnet 10.214.0.0/16 kube >/dev/null || exit 1
-sock=$work/run/cri.sock
-PATH=$repo/bin:$PATH "${H[@]}" serve --listen "$sock" --sandbox-image registry.k8s.io/pause:sandbox \
-	--network kube --cgroup-parent "$cg" 2>"$work/serve.log" &
-srv=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || { cat "$work/serve.log"; echo "kubelet-e2e: hull serve did not listen"; exit 1; }
+harness_serve kube 10.214.0.0/16
 
 echo "== kubelet $version, standalone, with a static pod"
 port=$(free_port)
@@ -213,12 +181,8 @@ fi
 kill -TERM "$kubelet_pid"
 wait "$kubelet_pid" 2>/dev/null
 kubelet_pid=
-kill -TERM "$srv"
-wait "$srv" || fail "hull serve exited $? after SIGTERM"
-srv=
+harness_stop_server
 echo "kubelet-e2e: kubelet $version: $([ $rc = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - start)) s"
 cleanup
-trap - EXIT
-scripts/leakcheck.sh check "$snapf" || rc=1
-rm -f "$snapf"
+harness_leakcheck
 exit $rc

@@ -173,9 +173,6 @@ func newExecCommand(g *globals) *cobra.Command {
 				p.User = specs.User{UID: uid, GID: gid}
 			}
 			if tty && !detach {
-				if !hasEnv(p.Env, "TERM") {
-					p.Env = append(p.Env, "TERM=xterm")
-				}
 				code, err := execWithTerminal(cmd.Context(), rt, c.ID, &p, interactive)
 				if err != nil {
 					return err
@@ -220,16 +217,6 @@ func newExecCommand(g *globals) *cobra.Command {
 	f.StringVarP(&workdir, "workdir", "w", "", "working directory")
 	f.SetInterspersed(false)
 	return cmd
-}
-
-// hasEnv reports whether env sets name.
-func hasEnv(env []string, name string) bool {
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k == name {
-			return true
-		}
-	}
-	return false
 }
 
 func parseNumericUser(s string) (uint32, uint32, error) {

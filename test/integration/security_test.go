@@ -292,18 +292,19 @@ func TestRsharedBindPropagatesTheContainersMountsToTheHost(t *testing.T) {
 	if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = unix.Unmount(src, unix.MNT_DETACH) })
+	// Everything at or below src and the rootfs goes, stacked mounts too,
+	// also when the test fails half-way (a mount that propagated back).
+	t.Cleanup(func() { unmountAllUnder(src) })
 	if err := unix.Mount("", src, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(src, "sub"), unix.MNT_DETACH) })
 	// The rootfs is a shared mount point of its own, as an engine's overlay
 	// is: pivot_root failed (EINVAL) while its copy stayed shared.
 	rootfs := filepath.Join(e.bundle, "rootfs")
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = unix.Unmount(rootfs, unix.MNT_DETACH) })
+	t.Cleanup(func() { unmountAllUnder(rootfs) })
 	if err := unix.Mount("", rootfs, "", unix.MS_SHARED, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -324,5 +325,13 @@ func TestRsharedBindPropagatesTheContainersMountsToTheHost(t *testing.T) {
 	}
 	if len(mounts) > 0 {
 		t.Errorf("a mount made under the container's rootfs reached the host: %s", mounts[0].Mountpoint)
+	}
+}
+
+// unmountAllUnder detaches every mount at or below dir, deepest first.
+func unmountAllUnder(dir string) {
+	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = unix.Unmount(mounts[i].Mountpoint, unix.MNT_DETACH)
 	}
 }
