@@ -5,6 +5,8 @@ pkgs=(busybox-static libseccomp-dev pkg-config gcc make git runc crun uidmap ipr
 pkgs+=(podman conmon containerd umoci) # scripts/dropin.sh: Podman 4.3 and containerd 1.6 drive hull-runtime
 pkgs+=(docker-registry skopeo) # image tests: a real registry on 127.0.0.1 (../shared/conformance/seed-images.sh)
 pkgs+=(slirp4netns) # rootless hull: a container network without root (engine/slirp)
+pkgs+=(containernetworking-plugins) # hull's networks: CNI bridge, host-local, portmap, loopback (engine/network)
+pkgs+=(python3 curl) # test scripts: free ports (scripts/cri-harness.sh), registry checks (seed-images.sh)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
